@@ -1,0 +1,485 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Escrow} from "./Escrow.sol";
+import {IEscrow} from "./interfaces/IEscrow.sol";
+import {IMarketplace, Prices} from "./interfaces/IMarketplace.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
+import {
+    ISessionRouter,
+    SessionApproval,
+    SessionState,
+    SessionStatus,
+    SessionTerms,
+    Settlement,
+    UsageReceipt
+} from "./interfaces/ISessionRouter.sol";
+import {BidId} from "./libraries/BidId.sol";
+import {SessionLib} from "./libraries/SessionLib.sol";
+
+/// @title SessionRouter
+/// @notice See {ISessionRouter}. A session's money: `openSession` pulls the deposit into `escrow`;
+/// `closeSession`, `challenge` or `finalize` price the use with the user's receipt and `_settle`
+/// hands the escrow the split (provider, model royalty, protocol fee, refund); `Escrow.claim` pays out.
+contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
+    uint64 public constant MIN_MAX_SESSION_DURATION = 1 hours;
+    uint64 public constant MAX_MAX_SESSION_DURATION = 365 days;
+    uint32 public constant MIN_CHALLENGE_WINDOW = 1 minutes;
+    uint32 public constant MAX_CHALLENGE_WINDOW = 7 days;
+
+    /// @dev The parameters `openSession` reads, packed into one slot.
+    struct OpenParams {
+        uint16 protocolFeeBps;
+        uint32 challengeWindow;
+        uint64 maxSessionDuration;
+    }
+
+    /// @dev Constructor arguments, grouped to keep the stack shallow.
+    struct Deployment {
+        IERC20 token;
+        IMarketplace marketplace;
+        IProviderRegistry providerRegistry;
+        IModelRegistry modelRegistry;
+        address governance;
+        address treasury;
+        uint16 protocolFeeBps;
+        uint64 maxSessionDuration;
+        uint32 challengeWindow;
+    }
+
+    /* STORAGE */
+
+    /// @inheritdoc ISessionRouter
+    IERC20 public immutable token;
+    /// @inheritdoc ISessionRouter
+    IEscrow public immutable escrow;
+    /// @inheritdoc ISessionRouter
+    IMarketplace public immutable marketplace;
+    /// @inheritdoc ISessionRouter
+    IProviderRegistry public immutable providerRegistry;
+    /// @inheritdoc ISessionRouter
+    IModelRegistry public immutable modelRegistry;
+    /// @inheritdoc ISessionRouter
+    address public treasury;
+
+    OpenParams private _params;
+    mapping(bytes32 sessionId => SessionState) private _sessions;
+    /// @dev Hash of the receipt a closing session was closed with; `finalize` is handed it back.
+    mapping(bytes32 sessionId => bytes32) private _pendingReceiptHash;
+    /// @dev Approval nonces as bitmaps (as Permit2): unordered, and 256 nonces share one slot.
+    mapping(address provider => mapping(uint256 word => uint256 bits)) private _nonceBitmaps;
+    /// @dev Open sessions plus one, once a provider has had any: the slot never returns to zero,
+    /// so the next open writes 5k gas instead of 22k.
+    mapping(address provider => uint256) private _openSessionsPlusOne;
+
+    /* CONSTRUCTOR */
+
+    constructor(Deployment memory deployment) EIP712("InferenceMarket", "1") {
+        if (
+            address(deployment.token) == address(0) || address(deployment.marketplace) == address(0)
+                || address(deployment.providerRegistry) == address(0) || address(deployment.modelRegistry) == address(0)
+                || deployment.governance == address(0)
+        ) revert ZeroAddress();
+        token = deployment.token;
+        marketplace = deployment.marketplace;
+        providerRegistry = deployment.providerRegistry;
+        modelRegistry = deployment.modelRegistry;
+        escrow = new Escrow(deployment.token);
+        _grantRole(DEFAULT_ADMIN_ROLE, deployment.governance);
+        _setTreasury(deployment.treasury);
+        _setProtocolFeeBps(deployment.protocolFeeBps);
+        _setMaxSessionDuration(deployment.maxSessionDuration);
+        _setChallengeWindow(deployment.challengeWindow);
+    }
+
+    /* VIEWS */
+
+    /// @inheritdoc ISessionRouter
+    function protocolFeeBps() external view returns (uint16) {
+        return _params.protocolFeeBps;
+    }
+
+    /// @inheritdoc ISessionRouter
+    function maxSessionDuration() external view returns (uint64) {
+        return _params.maxSessionDuration;
+    }
+
+    /// @inheritdoc ISessionRouter
+    function challengeWindow() external view returns (uint32) {
+        return _params.challengeWindow;
+    }
+
+    /// @inheritdoc ISessionRouter
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @inheritdoc ISessionRouter
+    function sessionIdOf(SessionTerms calldata terms) external pure returns (bytes32) {
+        return SessionLib.id(terms);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function getSessionState(bytes32 sessionId) external view returns (SessionState memory) {
+        return _sessions[sessionId];
+    }
+
+    /// @inheritdoc ISessionRouter
+    function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool) {
+        return _nonceBitmaps[provider][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ISessionRouter
+    function openSessionCount(address provider) external view returns (uint256) {
+        uint256 plusOne = _openSessionsPlusOne[provider];
+        return plusOne == 0 ? 0 : plusOne - 1;
+    }
+
+    /* OPEN */
+
+    /// @inheritdoc ISessionRouter
+    function openSession(
+        SessionApproval calldata approval,
+        bytes calldata approvalSignature,
+        uint256 deposit,
+        Prices calldata maxPrices
+    ) external nonReentrant returns (bytes32, SessionTerms memory) {
+        return _open(approval, approvalSignature, deposit, maxPrices);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function openSessionWithPermit(
+        SessionApproval calldata approval,
+        bytes calldata approvalSignature,
+        uint256 deposit,
+        Prices calldata maxPrices,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (bytes32, SessionTerms memory) {
+        // Anyone can submit a seen permit first; then the allowance is already there and we go on.
+        try IERC20Permit(address(token)).permit(msg.sender, address(this), deposit, permitDeadline, v, r, s) {} catch {}
+        return _open(approval, approvalSignature, deposit, maxPrices);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function topUp(SessionTerms calldata terms, uint256 amount) external nonReentrant {
+        bytes32 sessionId = SessionLib.id(terms);
+        SessionState storage state = _sessions[sessionId];
+        if (state.status != SessionStatus.Open) revert SessionNotOpen(sessionId);
+        if (msg.sender != terms.user) revert NotSessionUser(sessionId, msg.sender);
+        if (block.timestamp >= state.endsAt) revert SessionExpired(sessionId, state.endsAt);
+        if (amount == 0) revert ZeroDeposit();
+        uint256 deposit = state.deposit + amount;
+        if (deposit > terms.maxDeposit) revert DepositAboveApproval(deposit, terms.maxDeposit);
+
+        uint40 endsAt = SessionLib.endsAt(terms, deposit);
+        // Safe cast: deposit <= terms.maxDeposit, a uint96.
+        state.deposit = uint96(deposit);
+        state.endsAt = endsAt;
+
+        emit SessionToppedUp(sessionId, msg.sender, amount, deposit, endsAt);
+
+        token.safeTransferFrom(msg.sender, address(escrow), amount);
+    }
+
+    /* CLOSE */
+
+    /// @inheritdoc ISessionRouter
+    function closeSession(
+        SessionTerms calldata terms,
+        UsageReceipt calldata receipt,
+        bytes calldata userSignature,
+        bytes calldata providerSignature
+    ) external nonReentrant {
+        bytes32 sessionId = SessionLib.id(terms);
+        SessionState memory state = _sessions[sessionId];
+        if (state.status != SessionStatus.Open) revert SessionNotOpen(sessionId);
+        bytes32 receiptDigest = _checkReceipt(sessionId, terms.user, receipt, userSignature);
+
+        if (msg.sender == terms.user) {
+            if (providerSignature.length == 0) return _requestClose(sessionId, terms, receipt);
+            if (!_isSignedByProvider(receiptDigest, providerSignature, terms.provider)) {
+                revert InvalidProviderSignature();
+            }
+        } else if (msg.sender != terms.provider && msg.sender != providerRegistry.operatorOf(terms.provider)) {
+            if (block.timestamp < state.endsAt) revert NotAllowedToClose(sessionId, msg.sender);
+            return _requestClose(sessionId, terms, receipt);
+        }
+        _settle(sessionId, terms, state, receipt, uint40(block.timestamp), false);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function challenge(SessionTerms calldata terms, UsageReceipt calldata receipt, bytes calldata userSignature)
+        external
+        nonReentrant
+    {
+        bytes32 sessionId = SessionLib.id(terms);
+        SessionState memory state = _sessions[sessionId];
+        if (state.status != SessionStatus.Closing) revert SessionNotClosing(sessionId);
+        if (msg.sender != terms.provider && msg.sender != providerRegistry.operatorOf(terms.provider)) {
+            revert NotSessionProvider(sessionId, msg.sender);
+        }
+        uint40 challengeEndsAt = state.closedAt + terms.challengeWindow;
+        if (block.timestamp > challengeEndsAt) revert ChallengeWindowClosed(challengeEndsAt);
+        _checkReceipt(sessionId, terms.user, receipt, userSignature);
+        if (receipt.seq <= state.pendingSeq) revert StaleReceipt(receipt.seq, state.pendingSeq);
+
+        delete _pendingReceiptHash[sessionId];
+        _settle(sessionId, terms, state, receipt, state.closedAt, true);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function finalize(SessionTerms calldata terms, UsageReceipt calldata receipt) external nonReentrant {
+        bytes32 sessionId = SessionLib.id(terms);
+        SessionState memory state = _sessions[sessionId];
+        if (state.status != SessionStatus.Closing) revert SessionNotClosing(sessionId);
+        uint40 challengeEndsAt = state.closedAt + terms.challengeWindow;
+        if (block.timestamp <= challengeEndsAt) revert ChallengeWindowOpen(challengeEndsAt);
+        if (keccak256(abi.encode(receipt)) != _pendingReceiptHash[sessionId]) revert ReceiptMismatch();
+
+        delete _pendingReceiptHash[sessionId];
+        _settle(sessionId, terms, state, receipt, state.closedAt, false);
+    }
+
+    /* GOVERNANCE */
+
+    /// @inheritdoc ISessionRouter
+    function setProtocolFeeBps(uint16 newProtocolFeeBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setProtocolFeeBps(newProtocolFeeBps);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function setMaxSessionDuration(uint64 newMaxSessionDuration) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setMaxSessionDuration(newMaxSessionDuration);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function setChallengeWindow(uint32 newChallengeWindow) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setChallengeWindow(newChallengeWindow);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function setTreasury(address newTreasury) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setTreasury(newTreasury);
+    }
+
+    /* INTERNAL: OPEN */
+
+    function _open(
+        SessionApproval calldata approval,
+        bytes calldata approvalSignature,
+        uint256 deposit,
+        Prices calldata maxPrices
+    ) private returns (bytes32 sessionId, SessionTerms memory terms) {
+        if (approval.user != msg.sender) revert ApprovalForAnotherUser(approval.user, msg.sender);
+        if (block.timestamp > approval.deadline) revert ApprovalExpired(approval.deadline);
+        if (approval.maxDuration == 0) revert InvalidDuration();
+        if (deposit == 0) revert ZeroDeposit();
+        if (deposit > approval.maxDeposit) revert DepositAboveApproval(deposit, approval.maxDeposit);
+        if (deposit > type(uint96).max) revert DepositTooLarge(deposit);
+
+        terms = _agreeTerms(approval, approvalSignature, maxPrices);
+        uint40 endsAt = SessionLib.endsAt(terms, deposit);
+        if (endsAt == terms.openedAt) revert DepositTooSmall(deposit, terms.pricePerSecond);
+
+        sessionId = SessionLib.id(terms);
+        // Safe cast: deposit <= type(uint96).max, checked above.
+        _sessions[sessionId] = SessionState({
+            deposit: uint96(deposit),
+            endsAt: endsAt,
+            closedAt: 0,
+            status: SessionStatus.Open,
+            pendingSeq: 0
+        });
+        uint256 openPlusOne = _openSessionsPlusOne[terms.provider];
+        _openSessionsPlusOne[terms.provider] = openPlusOne == 0 ? 2 : openPlusOne + 1;
+
+        emit SessionOpened(sessionId, msg.sender, terms.provider, approval.bidId, terms, deposit, endsAt);
+
+        token.safeTransferFrom(msg.sender, address(escrow), deposit);
+    }
+
+    /// @dev Checks the bid, model, provider, signature and nonce, and fixes the session's terms.
+    function _agreeTerms(SessionApproval calldata approval, bytes calldata approvalSignature, Prices calldata maxPrices)
+        private
+        returns (SessionTerms memory terms)
+    {
+        IMarketplace.Bid memory bid = marketplace.getBid(approval.bidId);
+        if (!bid.active) revert BidNotActive(approval.bidId);
+        _checkPrice(bid.pricePerSecond, maxPrices.perSecond);
+        _checkPrice(bid.pricePerInputToken, maxPrices.perInputToken);
+        _checkPrice(bid.pricePerOutputToken, maxPrices.perOutputToken);
+        terms.user = msg.sender;
+        terms.provider = BidId.provider(approval.bidId);
+        terms.modelId = bid.modelId;
+        terms.nonce = approval.nonce;
+        terms.pricePerSecond = bid.pricePerSecond;
+        terms.pricePerInputToken = bid.pricePerInputToken;
+        terms.pricePerOutputToken = bid.pricePerOutputToken;
+
+        bool modelActive;
+        (modelActive, terms.royaltyRecipient, terms.royaltyBps) = modelRegistry.royaltyOf(bid.modelId);
+        if (!modelActive) revert ModelNotActive(bid.modelId);
+
+        // Reverts unless the provider is registered and staked at least the minimum.
+        address operator = providerRegistry.activeOperatorOf(terms.provider);
+        bytes32 digest = _hashTypedDataV4(SessionLib.hashApproval(approval));
+        if (!_isSignedBy(digest, approvalSignature, terms.provider, operator)) {
+            revert InvalidApprovalSigner(terms.provider);
+        }
+        _useNonce(terms.provider, approval.nonce);
+
+        OpenParams memory params = _params;
+        uint64 duration =
+            approval.maxDuration < params.maxSessionDuration ? approval.maxDuration : params.maxSessionDuration;
+        terms.feeBps = params.protocolFeeBps;
+        terms.challengeWindow = params.challengeWindow;
+        // Safe cast: clamped to uint96; a deposit above it is rejected by `_open`.
+        terms.maxDeposit = approval.maxDeposit > type(uint96).max ? type(uint96).max : uint96(approval.maxDeposit);
+        terms.openedAt = uint40(block.timestamp);
+        // Safe cast: duration <= MAX_MAX_SESSION_DURATION.
+        terms.maxEndsAt = uint40(block.timestamp + duration);
+    }
+
+    function _checkPrice(uint256 price, uint256 maximum) private pure {
+        if (price > maximum) revert PriceAboveMaximum(price, maximum);
+    }
+
+    function _useNonce(address provider, uint256 nonce) private {
+        uint256 bit = 1 << (nonce & 0xff);
+        uint256 bits = _nonceBitmaps[provider][nonce >> 8];
+        if (bits & bit != 0) revert ApprovalNonceUsed(provider, nonce);
+        _nonceBitmaps[provider][nonce >> 8] = bits | bit;
+    }
+
+    /* INTERNAL: CLOSE AND SETTLE */
+
+    /// @dev `seq == 0` is "no receipt": it prices time only and needs no signature.
+    function _checkReceipt(bytes32 sessionId, address user, UsageReceipt calldata receipt, bytes calldata signature)
+        private
+        view
+        returns (bytes32 digest)
+    {
+        if (receipt.sessionId != sessionId) revert ReceiptSessionMismatch(sessionId, receipt.sessionId);
+        if (receipt.seq == 0) {
+            if (
+                receipt.inputTokens != 0 || receipt.outputTokens != 0 || receipt.requests != 0
+                    || receipt.ttftMsAvg != 0 || receipt.tpsX1000Avg != 0
+            ) revert InvalidReceipt();
+            return bytes32(0);
+        }
+        digest = _hashTypedDataV4(SessionLib.hashReceipt(receipt));
+        if (!_isSignedBy(digest, signature, user, address(0))) revert InvalidUserSignature();
+    }
+
+    function _requestClose(bytes32 sessionId, SessionTerms calldata terms, UsageReceipt calldata receipt) private {
+        SessionState storage state = _sessions[sessionId];
+        uint40 closedAt = uint40(block.timestamp);
+        state.status = SessionStatus.Closing;
+        state.closedAt = closedAt;
+        state.pendingSeq = receipt.seq;
+        _pendingReceiptHash[sessionId] = keccak256(abi.encode(receipt));
+
+        emit SessionCloseRequested(sessionId, msg.sender, receipt, closedAt, closedAt + terms.challengeWindow);
+    }
+
+    function _settle(
+        bytes32 sessionId,
+        SessionTerms calldata terms,
+        SessionState memory state,
+        UsageReceipt calldata receipt,
+        uint40 closedAt,
+        bool challenged
+    ) private {
+        uint40 end = closedAt < state.endsAt ? closedAt : state.endsAt;
+        Settlement memory settlement;
+        settlement.elapsedSeconds = end - terms.openedAt;
+        settlement.cost = SessionLib.cost(terms, settlement.elapsedSeconds, receipt, state.deposit);
+        (settlement.providerAmount, settlement.royaltyAmount, settlement.feeAmount) =
+            SessionLib.split(terms, settlement.cost);
+        settlement.refund = state.deposit - settlement.cost;
+
+        delete _sessions[sessionId];
+        --_openSessionsPlusOne[terms.provider];
+
+        emit SessionSettled(sessionId, terms.user, terms.provider, settlement, receipt, msg.sender, challenged);
+
+        escrow.settle(
+            IEscrow.Payout({
+                provider: terms.provider,
+                providerAmount: settlement.providerAmount,
+                royaltyRecipient: terms.royaltyRecipient,
+                royaltyAmount: settlement.royaltyAmount,
+                treasury: treasury,
+                feeAmount: settlement.feeAmount,
+                user: terms.user,
+                refund: settlement.refund
+            })
+        );
+    }
+
+    /* INTERNAL: SIGNATURES */
+
+    /// @dev One ecrecover serves both a provider and its operator; only when it does not match are
+    /// the signers asked as ERC-1271 contract wallets (which saves the EOA path an EXTCODESIZE).
+    function _isSignedBy(bytes32 digest, bytes calldata signature, address provider, address operator)
+        private
+        view
+        returns (bool)
+    {
+        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (error == ECDSA.RecoverError.NoError && (signer == provider || (signer == operator && operator != address(0)))) {
+            return true;
+        }
+        return SignatureChecker.isValidERC1271SignatureNowCalldata(provider, digest, signature)
+            || (operator != address(0) && SignatureChecker.isValidERC1271SignatureNowCalldata(operator, digest, signature));
+    }
+
+    function _isSignedByProvider(bytes32 digest, bytes calldata signature, address provider) private view returns (bool) {
+        return _isSignedBy(digest, signature, provider, providerRegistry.operatorOf(provider));
+    }
+
+    /* INTERNAL: GOVERNANCE */
+
+    function _setProtocolFeeBps(uint16 newProtocolFeeBps) private {
+        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert ProtocolFeeTooHigh(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
+        _params.protocolFeeBps = newProtocolFeeBps;
+        emit ProtocolFeeSet(newProtocolFeeBps);
+    }
+
+    function _setMaxSessionDuration(uint64 newMaxSessionDuration) private {
+        if (newMaxSessionDuration < MIN_MAX_SESSION_DURATION || newMaxSessionDuration > MAX_MAX_SESSION_DURATION) {
+            revert MaxSessionDurationOutOfBounds(newMaxSessionDuration);
+        }
+        _params.maxSessionDuration = newMaxSessionDuration;
+        emit MaxSessionDurationSet(newMaxSessionDuration);
+    }
+
+    function _setChallengeWindow(uint32 newChallengeWindow) private {
+        if (newChallengeWindow < MIN_CHALLENGE_WINDOW || newChallengeWindow > MAX_CHALLENGE_WINDOW) {
+            revert ChallengeWindowOutOfBounds(newChallengeWindow);
+        }
+        _params.challengeWindow = newChallengeWindow;
+        emit ChallengeWindowSet(newChallengeWindow);
+    }
+
+    function _setTreasury(address newTreasury) private {
+        if (newTreasury == address(0)) revert ZeroAddress();
+        treasury = newTreasury;
+        emit TreasurySet(newTreasury);
+    }
+}

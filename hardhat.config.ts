@@ -1,0 +1,57 @@
+import "@nomicfoundation/hardhat-toolbox";
+import { subtask, type HardhatUserConfig } from "hardhat/config";
+import { TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD } from "hardhat/builtin-tasks/task-names";
+import "./scripts/tasks";
+
+const SOLC_VERSION = "0.8.28";
+
+// Hardhat downloads its compiler from the internet; this machine (and CI) cannot reach it.
+// The `solc` npm package ships the same compiler as WebAssembly, pinned to SOLC_VERSION.
+subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string }) => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- solc has no ESM entry
+  const solc = require("solc") as { version(): string };
+  const bundled = solc.version().replace(/\.Emscripten\.clang$/, "");
+  if (args.solcVersion !== SOLC_VERSION || !bundled.startsWith(`${SOLC_VERSION}+`)) {
+    throw new Error(
+      `offline compiler mismatch: config asks for solc ${args.solcVersion}, npm package "solc" is ${bundled}; ` +
+        `pin "solc" to exactly ${SOLC_VERSION} in package.json`,
+    );
+  }
+  return {
+    compilerPath: require.resolve("solc/soljson.js"),
+    isSolcJs: true,
+    version: args.solcVersion,
+    longVersion: bundled,
+  };
+});
+
+const privateKey = process.env.DEPLOYER_PRIVATE_KEY;
+const accounts = privateKey ? [privateKey] : [];
+
+const config: HardhatUserConfig = {
+  solidity: {
+    version: SOLC_VERSION,
+    settings: {
+      evmVersion: "cancun",
+      viaIR: true,
+      optimizer: { enabled: true, runs: 10_000 },
+    },
+  },
+  networks: {
+    hardhat: { hardfork: "cancun" },
+    localhost: { url: "http://127.0.0.1:8545" },
+    arbitrumSepolia: {
+      url: process.env.ARBITRUM_SEPOLIA_RPC_URL ?? "https://sepolia-rollup.arbitrum.io/rpc",
+      chainId: 421614,
+      accounts,
+    },
+  },
+  etherscan: {
+    apiKey: process.env.ETHERSCAN_API_KEY ?? "",
+  },
+  typechain: { outDir: "typechain-types", target: "ethers-v6" },
+  gasReporter: { enabled: process.env.REPORT_GAS === "true", offline: true },
+  mocha: { timeout: 120_000 },
+};
+
+export default config;

@@ -1,0 +1,168 @@
+/**
+ * The EIP-712 typed data of Inference Market: the one definition of each signed struct, used by
+ * the contracts' tests, the provider agent, the indexer and the client. The field lists mirror
+ * `contracts/libraries/SessionLib.sol` (and `SessionAuth`, which only the agent verifies); a test
+ * checks the type hashes against the contract's.
+ */
+import {
+  type Account,
+  type Address,
+  type Hex,
+  type LocalAccount,
+  type WalletClient,
+  hashTypedData,
+  recoverTypedDataAddress,
+} from "viem";
+
+export const EIP712_NAME = "InferenceMarket";
+export const EIP712_VERSION = "1";
+
+export const sessionTypes = {
+  SessionApproval: [
+    { name: "bidId", type: "bytes32" },
+    { name: "user", type: "address" },
+    { name: "maxDeposit", type: "uint256" },
+    { name: "maxDuration", type: "uint64" },
+    { name: "deadline", type: "uint64" },
+    { name: "nonce", type: "uint256" },
+  ],
+  SessionAuth: [
+    { name: "sessionId", type: "bytes32" },
+    { name: "expiresAt", type: "uint64" },
+  ],
+  UsageReceipt: [
+    { name: "sessionId", type: "bytes32" },
+    { name: "seq", type: "uint64" },
+    { name: "inputTokens", type: "uint64" },
+    { name: "outputTokens", type: "uint64" },
+    { name: "requests", type: "uint32" },
+    { name: "ttftMsAvg", type: "uint32" },
+    { name: "tpsX1000Avg", type: "uint32" },
+  ],
+} as const;
+
+export type SessionTypedDataName = keyof typeof sessionTypes;
+
+export interface SessionApproval {
+  bidId: Hex;
+  user: Address;
+  maxDeposit: bigint;
+  maxDuration: bigint;
+  deadline: bigint;
+  nonce: bigint;
+}
+
+export interface SessionAuth {
+  sessionId: Hex;
+  expiresAt: bigint;
+}
+
+export interface UsageReceipt {
+  sessionId: Hex;
+  seq: bigint;
+  inputTokens: bigint;
+  outputTokens: bigint;
+  requests: number;
+  ttftMsAvg: number;
+  tpsX1000Avg: number;
+}
+
+interface MessageOf {
+  SessionApproval: SessionApproval;
+  SessionAuth: SessionAuth;
+  UsageReceipt: UsageReceipt;
+}
+
+export interface MarketDomain {
+  name: typeof EIP712_NAME;
+  version: typeof EIP712_VERSION;
+  chainId: number;
+  verifyingContract: Address;
+}
+
+/** The domain every session signature is bound to: this chain and this `SessionRouter`. */
+export function marketDomain(chainId: number | bigint, sessionRouter: Address): MarketDomain {
+  return { name: EIP712_NAME, version: EIP712_VERSION, chainId: Number(chainId), verifyingContract: sessionRouter };
+}
+
+/** A receipt that says "no usage": `seq == 0` needs no signature and prices time only. */
+export function emptyReceipt(sessionId: Hex): UsageReceipt {
+  return { sessionId, seq: 0n, inputTokens: 0n, outputTokens: 0n, requests: 0, ttftMsAvg: 0, tpsX1000Avg: 0 };
+}
+
+function typedData<T extends SessionTypedDataName>(domain: MarketDomain, primaryType: T, message: MessageOf[T]) {
+  return { domain, types: sessionTypes, primaryType, message } as const;
+}
+
+/** The EIP-712 digest that is signed. */
+export function hashSessionTypedData<T extends SessionTypedDataName>(
+  domain: MarketDomain,
+  primaryType: T,
+  message: MessageOf[T],
+): Hex {
+  // viem's generic typed-data signature cannot narrow a union of primary types; the call is checked above.
+  return hashTypedData(typedData(domain, primaryType, message) as Parameters<typeof hashTypedData>[0]);
+}
+
+/** Something that signs typed data: a viem local account or a wallet client with an account. */
+export type TypedDataSigner = LocalAccount | (WalletClient & { account: Account });
+
+async function sign<T extends SessionTypedDataName>(
+  signer: TypedDataSigner,
+  domain: MarketDomain,
+  primaryType: T,
+  message: MessageOf[T],
+): Promise<Hex> {
+  const data = typedData(domain, primaryType, message) as Parameters<LocalAccount["signTypedData"]>[0];
+  if ("type" in signer && signer.type === "local") return signer.signTypedData(data);
+  const client = signer as WalletClient & { account: Account };
+  return client.signTypedData({ ...data, account: client.account });
+}
+
+/** Recovers the address that signed `message`; throws on a malformed signature. */
+export async function recoverSessionSigner<T extends SessionTypedDataName>(
+  domain: MarketDomain,
+  primaryType: T,
+  message: MessageOf[T],
+  signature: Hex,
+): Promise<Address> {
+  return recoverTypedDataAddress({
+    ...(typedData(domain, primaryType, message) as Parameters<typeof recoverTypedDataAddress>[0]),
+    signature,
+  });
+}
+
+async function verify<T extends SessionTypedDataName>(
+  domain: MarketDomain,
+  primaryType: T,
+  message: MessageOf[T],
+  signature: Hex,
+  expected: readonly Address[],
+): Promise<boolean> {
+  let signer: Address;
+  try {
+    signer = await recoverSessionSigner(domain, primaryType, message, signature);
+  } catch {
+    return false;
+  }
+  return expected.some((address) => address.toLowerCase() === signer.toLowerCase());
+}
+
+export const signSessionApproval = (signer: TypedDataSigner, domain: MarketDomain, approval: SessionApproval) =>
+  sign(signer, domain, "SessionApproval", approval);
+export const signSessionAuth = (signer: TypedDataSigner, domain: MarketDomain, auth: SessionAuth) =>
+  sign(signer, domain, "SessionAuth", auth);
+export const signUsageReceipt = (signer: TypedDataSigner, domain: MarketDomain, receipt: UsageReceipt) =>
+  sign(signer, domain, "UsageReceipt", receipt);
+
+/** True when `signature` over `approval` comes from one of `signers` (the provider or its operator). */
+export const verifySessionApproval = (
+  domain: MarketDomain,
+  approval: SessionApproval,
+  signature: Hex,
+  signers: readonly Address[],
+) => verify(domain, "SessionApproval", approval, signature, signers);
+export const verifySessionAuth = (domain: MarketDomain, auth: SessionAuth, signature: Hex, user: Address) =>
+  verify(domain, "SessionAuth", auth, signature, [user]);
+export const verifyUsageReceipt = (domain: MarketDomain, receipt: UsageReceipt, signature: Hex, signers: readonly Address[]) =>
+  verify(domain, "UsageReceipt", receipt, signature, signers);

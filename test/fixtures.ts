@@ -1,0 +1,207 @@
+/**
+ * The market deployed by its own Ignition module (LocalMarket) on Hardhat's in-process chain,
+ * plus helpers every contract test shares: a staked provider with a model and a bid, typed-data
+ * signing through `protocol/`, and a session opened end to end.
+ */
+import { ethers, ignition } from "hardhat";
+import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
+import { time } from "@nomicfoundation/hardhat-network-helpers";
+import type { Address, Hex } from "viem";
+import LocalMarketModule from "../ignition/modules/LocalMarket";
+import {
+  type MarketDomain,
+  type SessionApproval,
+  type SessionTerms,
+  type UsageReceipt,
+  emptyReceipt,
+  marketDomain,
+  sessionTypes,
+} from "../protocol";
+import type {
+  Escrow,
+  Marketplace,
+  MarketToken,
+  ModelRegistry,
+  ProviderRegistry,
+  SessionRouter,
+  Staking,
+} from "../typechain-types";
+
+export const E18 = 10n ** 18n;
+export const PARAMS = {
+  unbondingPeriod: 7n * 24n * 3600n,
+  providerMinStake: 100n * E18,
+  modelMinStake: 10n * E18,
+  maxRoyaltyBps: 2_000n,
+  bidFee: 1n * E18,
+  protocolFeeBps: 250n,
+  maxSessionDuration: 24n * 3600n,
+  challengeWindow: 3_600n,
+} as const;
+
+/** Default bid prices: 1e12 per second, 1e9 per input token, 4e9 per output token. */
+export const PRICES = { perSecond: 10n ** 12n, perInputToken: 10n ** 9n, perOutputToken: 4n * 10n ** 9n };
+export const MAX_PRICES = { perSecond: 2n ** 255n, perInputToken: 2n ** 255n, perOutputToken: 2n ** 255n };
+export const CONTENT_HASH = ethers.id("tiny-model.gguf") as Hex;
+
+export interface Market {
+  token: MarketToken;
+  staking: Staking;
+  providerRegistry: ProviderRegistry;
+  modelRegistry: ModelRegistry;
+  marketplace: Marketplace;
+  sessionRouter: SessionRouter;
+  escrow: Escrow;
+  governance: HardhatEthersSigner;
+  treasury: HardhatEthersSigner;
+  provider: HardhatEthersSigner;
+  operator: HardhatEthersSigner;
+  modelOwner: HardhatEthersSigner;
+  user: HardhatEthersSigner;
+  stranger: HardhatEthersSigner;
+  others: HardhatEthersSigner[];
+  domain: MarketDomain;
+}
+
+/** The contracts, deployed and wired by `ignition/modules/LocalMarket.ts`; nobody staked yet. */
+export async function deployMarket(): Promise<Market> {
+  const [governance, treasury, provider, operator, modelOwner, user, stranger, ...others] = await ethers.getSigners();
+  const deployed = await ignition.deploy(LocalMarketModule, {
+    parameters: { LocalMarket: { treasury: treasury!.address } },
+  });
+  const at = async <T>(name: string, contract: { getAddress(): Promise<string> }) =>
+    (await ethers.getContractAt(name, await contract.getAddress())) as unknown as T;
+  const sessionRouter = await at<SessionRouter>("SessionRouter", deployed.sessionRouter);
+  const { chainId } = await ethers.provider.getNetwork();
+  return {
+    token: await at<MarketToken>("MarketToken", deployed.token),
+    staking: await at<Staking>("Staking", deployed.staking),
+    providerRegistry: await at<ProviderRegistry>("ProviderRegistry", deployed.providerRegistry),
+    modelRegistry: await at<ModelRegistry>("ModelRegistry", deployed.modelRegistry),
+    marketplace: await at<Marketplace>("Marketplace", deployed.marketplace),
+    sessionRouter,
+    escrow: await at<Escrow>("Escrow", deployed.escrow),
+    governance: governance!,
+    treasury: treasury!,
+    provider: provider!,
+    operator: operator!,
+    modelOwner: modelOwner!,
+    user: user!,
+    stranger: stranger!,
+    others,
+    domain: marketDomain(chainId, (await sessionRouter.getAddress()) as Address),
+  };
+}
+
+/** Approves `spender` for everything `signer` holds (infinite allowance, as wallets usually do). */
+export async function approveAll(market: Market, signer: HardhatEthersSigner, spender: { getAddress(): Promise<string> }) {
+  await market.token.connect(signer).approve(await spender.getAddress(), ethers.MaxUint256);
+}
+
+/** Stakes the minimum and registers `provider` with `operator` as its hot key. */
+export async function registerProvider(market: Market, provider = market.provider, operator = market.operator) {
+  await approveAll(market, provider, market.staking);
+  await market.staking.connect(provider).stake(PARAMS.providerMinStake);
+  await market.providerRegistry.connect(provider).register("http://127.0.0.1:8080", "ipfs://provider-metadata", operator.address);
+}
+
+/** Stakes and registers a base model owned by `owner`; returns its id. */
+export async function registerModel(market: Market, owner = market.modelOwner, royaltyBps = 500, contentHash = CONTENT_HASH) {
+  await approveAll(market, owner, market.staking);
+  await market.staking.connect(owner).stake(PARAMS.modelMinStake);
+  await market.modelRegistry.connect(owner).registerModel(contentHash, ethers.ZeroHash, royaltyBps, "tiny", "file://tiny.gguf", ["test"]);
+  return (await market.modelRegistry.modelIdOf(owner.address, contentHash)) as Hex;
+}
+
+/** Posts `provider`'s bid on `modelId`; returns the bid id. */
+export async function postBid(market: Market, modelId: Hex, prices = PRICES, provider = market.provider) {
+  await approveAll(market, provider, market.marketplace);
+  await market.marketplace.connect(provider).postBid(modelId, prices);
+  return (await market.marketplace.bidIdOf(provider.address, modelId)) as Hex;
+}
+
+/** A market with a registered, staked provider, a model with a 5% royalty and a bid on it. */
+export async function marketWithBid() {
+  const market = await deployMarket();
+  await registerProvider(market);
+  const modelId = await registerModel(market);
+  const bidId = await postBid(market, modelId);
+  await approveAll(market, market.user, market.sessionRouter);
+  return { ...market, modelId, bidId };
+}
+
+export type MarketWithBid = Awaited<ReturnType<typeof marketWithBid>>;
+
+/** Signs typed data with an ethers signer, using the one definition of the types in `protocol/`. */
+export async function signTyped(
+  signer: HardhatEthersSigner,
+  domain: MarketDomain,
+  primaryType: keyof typeof sessionTypes,
+  message: SessionApproval | UsageReceipt | { sessionId: Hex; expiresAt: bigint },
+): Promise<Hex> {
+  const types = { [primaryType]: sessionTypes[primaryType].map((field) => ({ ...field })) };
+  return (await signer.signTypedData(domain, types, message)) as Hex;
+}
+
+let nextNonce = 1n;
+
+/** An approval for `user` on `bidId`, valid for an hour, with a fresh nonce. */
+export async function makeApproval(market: MarketWithBid, overrides: Partial<SessionApproval> = {}): Promise<SessionApproval> {
+  return {
+    bidId: market.bidId,
+    user: market.user.address as Address,
+    maxDeposit: 1_000n * E18,
+    maxDuration: 3_600n,
+    deadline: BigInt(await time.latest()) + 3_600n,
+    nonce: nextNonce++,
+    ...overrides,
+  };
+}
+
+/** Reads the `SessionOpened` event of a transaction. */
+export async function openedSession(market: Market, tx: { hash: string }) {
+  const receipt = await ethers.provider.getTransactionReceipt(tx.hash);
+  for (const log of receipt!.logs) {
+    const parsed = market.sessionRouter.interface.parseLog(log);
+    if (parsed?.name === "SessionOpened") {
+      const t = parsed.args.terms;
+      const terms: SessionTerms = {
+        user: t.user,
+        provider: t.provider,
+        modelId: t.modelId,
+        nonce: t.nonce,
+        pricePerSecond: t.pricePerSecond,
+        pricePerInputToken: t.pricePerInputToken,
+        pricePerOutputToken: t.pricePerOutputToken,
+        royaltyRecipient: t.royaltyRecipient,
+        royaltyBps: Number(t.royaltyBps),
+        feeBps: Number(t.feeBps),
+        challengeWindow: Number(t.challengeWindow),
+        maxDeposit: t.maxDeposit,
+        openedAt: Number(t.openedAt),
+        maxEndsAt: Number(t.maxEndsAt),
+      };
+      return { sessionId: parsed.args.sessionId as Hex, terms, deposit: parsed.args.deposit as bigint, endsAt: Number(parsed.args.endsAt) };
+    }
+  }
+  throw new Error(`transaction ${tx.hash} emitted no SessionOpened`);
+}
+
+/** Opens a session as `market.user` with a provider-signed approval; returns its id and terms. */
+export async function openSession(market: MarketWithBid, deposit = 100n * E18, overrides: Partial<SessionApproval> = {}, signer = market.provider) {
+  const approval = await makeApproval(market, overrides);
+  const signature = await signTyped(signer, market.domain, "SessionApproval", approval);
+  const tx = await market.sessionRouter.connect(market.user).openSession(approval, signature, deposit, MAX_PRICES);
+  return { ...(await openedSession(market, tx)), approval, tx };
+}
+
+/** A user-signed cumulative receipt. */
+export async function signReceipt(market: Market, receipt: UsageReceipt, signer = market.user) {
+  return signTyped(signer, market.domain, "UsageReceipt", receipt);
+}
+
+export function receiptFor(sessionId: Hex, seq: bigint, inputTokens: bigint, outputTokens: bigint): UsageReceipt {
+  return { sessionId, seq, inputTokens, outputTokens, requests: Number(seq), ttftMsAvg: 120, tpsX1000Avg: 45_000 };
+}
+
+export { emptyReceipt };
