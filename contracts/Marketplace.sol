@@ -44,8 +44,10 @@ contract Marketplace is IMarketplace, AccessControl, ReentrancyGuardTransient {
         uint256 bidFee_
     ) {
         if (
-            address(token_) == address(0) || address(providerRegistry_) == address(0)
-                || address(modelRegistry_) == address(0) || governance == address(0)
+            address(token_) == address(0) ||
+            address(providerRegistry_) == address(0) ||
+            address(modelRegistry_) == address(0) ||
+            governance == address(0)
         ) revert ZeroAddress();
         token = token_;
         providerRegistry = providerRegistry_;
@@ -81,7 +83,7 @@ contract Marketplace is IMarketplace, AccessControl, ReentrancyGuardTransient {
         if (bid.active) revert BidAlreadyActive(bidId);
         // Reverts ProviderNotRegistered / StakeBelowMinimum from the registry.
         providerRegistry.activeOperatorOf(msg.sender);
-        (bool modelActive,,) = modelRegistry.royaltyOf(modelId);
+        (bool modelActive, , ) = modelRegistry.royaltyOf(modelId);
         if (!modelActive) revert IModelRegistry.ModelNotActive(modelId);
 
         bid.modelId = modelId;

@@ -37,7 +37,6 @@ contract ModelRegistry is IModelRegistry, AccessControl {
         _setMaxRoyaltyBps(maxRoyaltyBps_);
     }
 
-
     /* VIEWS */
 
     /// @inheritdoc IModelRegistry
@@ -71,6 +70,10 @@ contract ModelRegistry is IModelRegistry, AccessControl {
         modelId = modelIdOf(msg.sender, contentHash);
         Model storage model = _models[modelId];
         if (model.active) revert ModelAlreadyRegistered(modelId);
+        // The same file cannot change kind: an adapter of X stays an adapter of X, a base stays a base.
+        if (model.owner != address(0) && model.baseModelId != baseModelId) {
+            revert BaseModelMismatch(modelId, model.baseModelId, baseModelId);
+        }
         if (baseModelId != bytes32(0)) {
             Model storage base = _models[baseModelId];
             if (!base.active) revert ModelNotActive(baseModelId);

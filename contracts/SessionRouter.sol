@@ -88,9 +88,11 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
     constructor(Deployment memory deployment) EIP712("InferenceMarket", "1") {
         if (
-            address(deployment.token) == address(0) || address(deployment.marketplace) == address(0)
-                || address(deployment.providerRegistry) == address(0) || address(deployment.modelRegistry) == address(0)
-                || deployment.governance == address(0)
+            address(deployment.token) == address(0) ||
+            address(deployment.marketplace) == address(0) ||
+            address(deployment.providerRegistry) == address(0) ||
+            address(deployment.modelRegistry) == address(0) ||
+            deployment.governance == address(0)
         ) revert ZeroAddress();
         token = deployment.token;
         marketplace = deployment.marketplace;
@@ -171,6 +173,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bytes32 s
     ) external nonReentrant returns (bytes32, SessionTerms memory) {
         // Anyone can submit a seen permit first; then the allowance is already there and we go on.
+        // solhint-disable-next-line no-empty-blocks
         try IERC20Permit(address(token)).permit(msg.sender, address(this), deposit, permitDeadline, v, r, s) {} catch {}
         return _open(approval, approvalSignature, deposit, maxPrices);
     }
@@ -223,10 +226,12 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     }
 
     /// @inheritdoc ISessionRouter
-    function challenge(SessionTerms calldata terms, UsageReceipt calldata receipt, bytes calldata userSignature)
-        external
-        nonReentrant
-    {
+    function challenge(
+        SessionTerms calldata terms,
+        UsageReceipt calldata closingReceipt,
+        UsageReceipt calldata receipt,
+        bytes calldata userSignature
+    ) external nonReentrant {
         bytes32 sessionId = SessionLib.id(terms);
         SessionState memory state = _sessions[sessionId];
         if (state.status != SessionStatus.Closing) revert SessionNotClosing(sessionId);
@@ -235,8 +240,13 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         }
         uint40 challengeEndsAt = state.closedAt + terms.challengeWindow;
         if (block.timestamp > challengeEndsAt) revert ChallengeWindowClosed(challengeEndsAt);
+        _checkPendingReceipt(sessionId, closingReceipt);
         _checkReceipt(sessionId, terms.user, receipt, userSignature);
-        if (receipt.seq <= state.pendingSeq) revert StaleReceipt(receipt.seq, state.pendingSeq);
+        // The receipt that charges more wins, whatever its `seq`: the user signed both, and the user
+        // chooses `seq`, so ordering by it would let a user close with a high-seq, low-usage receipt.
+        uint256 usageCost = SessionLib.usageCost(terms, receipt);
+        uint256 closingUsageCost = SessionLib.usageCost(terms, closingReceipt);
+        if (usageCost <= closingUsageCost) revert ChallengeNotHigher(usageCost, closingUsageCost);
 
         delete _pendingReceiptHash[sessionId];
         _settle(sessionId, terms, state, receipt, state.closedAt, true);
@@ -249,7 +259,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (state.status != SessionStatus.Closing) revert SessionNotClosing(sessionId);
         uint40 challengeEndsAt = state.closedAt + terms.challengeWindow;
         if (block.timestamp <= challengeEndsAt) revert ChallengeWindowOpen(challengeEndsAt);
-        if (keccak256(abi.encode(receipt)) != _pendingReceiptHash[sessionId]) revert ReceiptMismatch();
+        _checkPendingReceipt(sessionId, receipt);
 
         delete _pendingReceiptHash[sessionId];
         _settle(sessionId, terms, state, receipt, state.closedAt, false);
@@ -314,10 +324,11 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     }
 
     /// @dev Checks the bid, model, provider, signature and nonce, and fixes the session's terms.
-    function _agreeTerms(SessionApproval calldata approval, bytes calldata approvalSignature, Prices calldata maxPrices)
-        private
-        returns (SessionTerms memory terms)
-    {
+    function _agreeTerms(
+        SessionApproval calldata approval,
+        bytes calldata approvalSignature,
+        Prices calldata maxPrices
+    ) private returns (SessionTerms memory terms) {
         IMarketplace.Bid memory bid = marketplace.getBid(approval.bidId);
         if (!bid.active) revert BidNotActive(approval.bidId);
         _checkPrice(bid.pricePerSecond, maxPrices.perSecond);
@@ -368,22 +379,32 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
     /* INTERNAL: CLOSE AND SETTLE */
 
-    /// @dev `seq == 0` is "no receipt": it prices time only and needs no signature.
-    function _checkReceipt(bytes32 sessionId, address user, UsageReceipt calldata receipt, bytes calldata signature)
-        private
-        view
-        returns (bytes32 digest)
-    {
+    /// @dev `seq == 0` is "no receipt": it prices time only and needs no user signature. The digest
+    /// is returned either way, since the provider may countersign an empty receipt too.
+    function _checkReceipt(
+        bytes32 sessionId,
+        address user,
+        UsageReceipt calldata receipt,
+        bytes calldata signature
+    ) private view returns (bytes32 digest) {
         if (receipt.sessionId != sessionId) revert ReceiptSessionMismatch(sessionId, receipt.sessionId);
+        digest = _hashTypedDataV4(SessionLib.hashReceipt(receipt));
         if (receipt.seq == 0) {
             if (
-                receipt.inputTokens != 0 || receipt.outputTokens != 0 || receipt.requests != 0
-                    || receipt.ttftMsAvg != 0 || receipt.tpsX1000Avg != 0
+                receipt.inputTokens != 0 ||
+                receipt.outputTokens != 0 ||
+                receipt.requests != 0 ||
+                receipt.ttftMsAvg != 0 ||
+                receipt.tpsX1000Avg != 0
             ) revert InvalidReceipt();
-            return bytes32(0);
+        } else if (!_isSignedBy(digest, signature, user, address(0))) {
+            revert InvalidUserSignature();
         }
-        digest = _hashTypedDataV4(SessionLib.hashReceipt(receipt));
-        if (!_isSignedBy(digest, signature, user, address(0))) revert InvalidUserSignature();
+    }
+
+    /// @dev A closing session stores only the hash of the receipt it was closed with.
+    function _checkPendingReceipt(bytes32 sessionId, UsageReceipt calldata receipt) private view {
+        if (keccak256(abi.encode(receipt)) != _pendingReceiptHash[sessionId]) revert ReceiptMismatch();
     }
 
     function _requestClose(bytes32 sessionId, SessionTerms calldata terms, UsageReceipt calldata receipt) private {
@@ -409,8 +430,10 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         Settlement memory settlement;
         settlement.elapsedSeconds = end - terms.openedAt;
         settlement.cost = SessionLib.cost(terms, settlement.elapsedSeconds, receipt, state.deposit);
-        (settlement.providerAmount, settlement.royaltyAmount, settlement.feeAmount) =
-            SessionLib.split(terms, settlement.cost);
+        (settlement.providerAmount, settlement.royaltyAmount, settlement.feeAmount) = SessionLib.split(
+            terms,
+            settlement.cost
+        );
         settlement.refund = state.deposit - settlement.cost;
 
         delete _sessions[sessionId];
@@ -436,27 +459,38 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
     /// @dev One ecrecover serves both a provider and its operator; only when it does not match are
     /// the signers asked as ERC-1271 contract wallets (which saves the EOA path an EXTCODESIZE).
-    function _isSignedBy(bytes32 digest, bytes calldata signature, address provider, address operator)
-        private
-        view
-        returns (bool)
-    {
-        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (error == ECDSA.RecoverError.NoError && (signer == provider || (signer == operator && operator != address(0)))) {
+    function _isSignedBy(
+        bytes32 digest,
+        bytes calldata signature,
+        address provider,
+        address operator
+    ) private view returns (bool) {
+        (address signer, ECDSA.RecoverError error, ) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (
+            error == ECDSA.RecoverError.NoError &&
+            (signer == provider || (signer == operator && operator != address(0)))
+        ) {
             return true;
         }
-        return SignatureChecker.isValidERC1271SignatureNowCalldata(provider, digest, signature)
-            || (operator != address(0) && SignatureChecker.isValidERC1271SignatureNowCalldata(operator, digest, signature));
+        return
+            SignatureChecker.isValidERC1271SignatureNowCalldata(provider, digest, signature) ||
+            (operator != address(0) &&
+                SignatureChecker.isValidERC1271SignatureNowCalldata(operator, digest, signature));
     }
 
-    function _isSignedByProvider(bytes32 digest, bytes calldata signature, address provider) private view returns (bool) {
+    function _isSignedByProvider(
+        bytes32 digest,
+        bytes calldata signature,
+        address provider
+    ) private view returns (bool) {
         return _isSignedBy(digest, signature, provider, providerRegistry.operatorOf(provider));
     }
 
     /* INTERNAL: GOVERNANCE */
 
     function _setProtocolFeeBps(uint16 newProtocolFeeBps) private {
-        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert ProtocolFeeTooHigh(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
+        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS)
+            revert ProtocolFeeTooHigh(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
         _params.protocolFeeBps = newProtocolFeeBps;
         emit ProtocolFeeSet(newProtocolFeeBps);
     }

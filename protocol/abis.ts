@@ -3,6132 +3,6132 @@
 
 export const marketTokenAbi = [
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "owner_",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "owner_",
+        "type": "address"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "constructor",
+    "stateMutability": "nonpayable",
+    "type": "constructor"
   },
   {
-    inputs: [],
-    name: "ECDSAInvalidSignature",
-    type: "error",
+    "inputs": [],
+    "name": "ECDSAInvalidSignature",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "length",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "length",
+        "type": "uint256"
+      }
     ],
-    name: "ECDSAInvalidSignatureLength",
-    type: "error",
+    "name": "ECDSAInvalidSignatureLength",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "s",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "s",
+        "type": "bytes32"
+      }
     ],
-    name: "ECDSAInvalidSignatureS",
-    type: "error",
+    "name": "ECDSAInvalidSignatureS",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "spender",
-        type: "address",
+        "internalType": "address",
+        "name": "spender",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "allowance",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "allowance",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "needed",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "needed",
+        "type": "uint256"
+      }
     ],
-    name: "ERC20InsufficientAllowance",
-    type: "error",
+    "name": "ERC20InsufficientAllowance",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "sender",
-        type: "address",
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "balance",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "balance",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "needed",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "needed",
+        "type": "uint256"
+      }
     ],
-    name: "ERC20InsufficientBalance",
-    type: "error",
+    "name": "ERC20InsufficientBalance",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "approver",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "approver",
+        "type": "address"
+      }
     ],
-    name: "ERC20InvalidApprover",
-    type: "error",
+    "name": "ERC20InvalidApprover",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "receiver",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "receiver",
+        "type": "address"
+      }
     ],
-    name: "ERC20InvalidReceiver",
-    type: "error",
+    "name": "ERC20InvalidReceiver",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "ERC20InvalidSender",
-    type: "error",
+    "name": "ERC20InvalidSender",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "spender",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "spender",
+        "type": "address"
+      }
     ],
-    name: "ERC20InvalidSpender",
-    type: "error",
+    "name": "ERC20InvalidSpender",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "deadline",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      }
     ],
-    name: "ERC2612ExpiredSignature",
-    type: "error",
+    "name": "ERC2612ExpiredSignature",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "signer",
-        type: "address",
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
     ],
-    name: "ERC2612InvalidSigner",
-    type: "error",
+    "name": "ERC2612InvalidSigner",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "currentNonce",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "currentNonce",
+        "type": "uint256"
+      }
     ],
-    name: "InvalidAccountNonce",
-    type: "error",
+    "name": "InvalidAccountNonce",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidShortString",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidShortString",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
     ],
-    name: "OwnableInvalidOwner",
-    type: "error",
+    "name": "OwnableInvalidOwner",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "OwnableUnauthorizedAccount",
-    type: "error",
+    "name": "OwnableUnauthorizedAccount",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "string",
-        name: "str",
-        type: "string",
-      },
+        "internalType": "string",
+        "name": "str",
+        "type": "string"
+      }
     ],
-    name: "StringTooLong",
-    type: "error",
+    "name": "StringTooLong",
+    "type": "error"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "owner",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "spender",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "spender",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "value",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
     ],
-    name: "Approval",
-    type: "event",
+    "name": "Approval",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [],
-    name: "EIP712DomainChanged",
-    type: "event",
+    "anonymous": false,
+    "inputs": [],
+    "name": "EIP712DomainChanged",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "previousOwner",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "previousOwner",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "newOwner",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "newOwner",
+        "type": "address"
+      }
     ],
-    name: "OwnershipTransferred",
-    type: "event",
+    "name": "OwnershipTransferred",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "from",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "from",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "to",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "value",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
     ],
-    name: "Transfer",
-    type: "event",
+    "name": "Transfer",
+    "type": "event"
   },
   {
-    inputs: [],
-    name: "DOMAIN_SEPARATOR",
-    outputs: [
+    "inputs": [],
+    "name": "DOMAIN_SEPARATOR",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "spender",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "spender",
+        "type": "address"
+      }
     ],
-    name: "allowance",
-    outputs: [
+    "name": "allowance",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "spender",
-        type: "address",
+        "internalType": "address",
+        "name": "spender",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "value",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
     ],
-    name: "approve",
-    outputs: [
+    "name": "approve",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "balanceOf",
-    outputs: [
+    "name": "balanceOf",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "decimals",
-    outputs: [
+    "inputs": [],
+    "name": "decimals",
+    "outputs": [
       {
-        internalType: "uint8",
-        name: "",
-        type: "uint8",
-      },
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "eip712Domain",
-    outputs: [
+    "inputs": [],
+    "name": "eip712Domain",
+    "outputs": [
       {
-        internalType: "bytes1",
-        name: "fields",
-        type: "bytes1",
+        "internalType": "bytes1",
+        "name": "fields",
+        "type": "bytes1"
       },
       {
-        internalType: "string",
-        name: "name",
-        type: "string",
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
       },
       {
-        internalType: "string",
-        name: "version",
-        type: "string",
+        "internalType": "string",
+        "name": "version",
+        "type": "string"
       },
       {
-        internalType: "uint256",
-        name: "chainId",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "chainId",
+        "type": "uint256"
       },
       {
-        internalType: "address",
-        name: "verifyingContract",
-        type: "address",
+        "internalType": "address",
+        "name": "verifyingContract",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "salt",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "salt",
+        "type": "bytes32"
       },
       {
-        internalType: "uint256[]",
-        name: "extensions",
-        type: "uint256[]",
-      },
+        "internalType": "uint256[]",
+        "name": "extensions",
+        "type": "uint256[]"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "to",
-        type: "address",
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "mint",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "mint",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "name",
-    outputs: [
+    "inputs": [],
+    "name": "name",
+    "outputs": [
       {
-        internalType: "string",
-        name: "",
-        type: "string",
-      },
+        "internalType": "string",
+        "name": "",
+        "type": "string"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
     ],
-    name: "nonces",
-    outputs: [
+    "name": "nonces",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "owner",
-    outputs: [
+    "inputs": [],
+    "name": "owner",
+    "outputs": [
       {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "spender",
-        type: "address",
+        "internalType": "address",
+        "name": "spender",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "value",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "deadline",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
       },
       {
-        internalType: "uint8",
-        name: "v",
-        type: "uint8",
+        "internalType": "uint8",
+        "name": "v",
+        "type": "uint8"
       },
       {
-        internalType: "bytes32",
-        name: "r",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "r",
+        "type": "bytes32"
       },
       {
-        internalType: "bytes32",
-        name: "s",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "s",
+        "type": "bytes32"
+      }
     ],
-    name: "permit",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "permit",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "renounceOwnership",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "inputs": [],
+    "name": "renounceOwnership",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "symbol",
-    outputs: [
+    "inputs": [],
+    "name": "symbol",
+    "outputs": [
       {
-        internalType: "string",
-        name: "",
-        type: "string",
-      },
+        "internalType": "string",
+        "name": "",
+        "type": "string"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "totalSupply",
-    outputs: [
+    "inputs": [],
+    "name": "totalSupply",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "to",
-        type: "address",
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "value",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
     ],
-    name: "transfer",
-    outputs: [
+    "name": "transfer",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "from",
-        type: "address",
+        "internalType": "address",
+        "name": "from",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "to",
-        type: "address",
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "value",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
     ],
-    name: "transferFrom",
-    outputs: [
+    "name": "transferFrom",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "newOwner",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "newOwner",
+        "type": "address"
+      }
     ],
-    name: "transferOwnership",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
+    "name": "transferOwnership",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  }
 ] as const;
 
 export const stakingAbi = [
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "contract IERC20",
-        name: "token_",
-        type: "address",
+        "internalType": "contract IERC20",
+        "name": "token_",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "governance",
-        type: "address",
+        "internalType": "address",
+        "name": "governance",
+        "type": "address"
       },
       {
-        internalType: "uint64",
-        name: "unbondingPeriod_",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "unbondingPeriod_",
+        "type": "uint64"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "constructor",
+    "stateMutability": "nonpayable",
+    "type": "constructor"
   },
   {
-    inputs: [],
-    name: "AccessControlBadConfirmation",
-    type: "error",
+    "inputs": [],
+    "name": "AccessControlBadConfirmation",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "neededRole",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "neededRole",
+        "type": "bytes32"
+      }
     ],
-    name: "AccessControlUnauthorizedAccount",
-    type: "error",
+    "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "AmountTooLarge",
-    type: "error",
+    "name": "AmountTooLarge",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "staked",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "staked",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "requested",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "requested",
+        "type": "uint256"
+      }
     ],
-    name: "InsufficientStake",
-    type: "error",
+    "name": "InsufficientStake",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "NothingToWithdraw",
-    type: "error",
+    "inputs": [],
+    "name": "NothingToWithdraw",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ReentrancyGuardReentrantCall",
-    type: "error",
+    "inputs": [],
+    "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "token",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
     ],
-    name: "SafeERC20FailedOperation",
-    type: "error",
+    "name": "SafeERC20FailedOperation",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint64",
-        name: "unlockAt",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "unlockAt",
+        "type": "uint64"
+      }
     ],
-    name: "StillUnbonding",
-    type: "error",
+    "name": "StillUnbonding",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint64",
-        name: "unbondingPeriod",
-        type: "uint64",
+        "internalType": "uint64",
+        "name": "unbondingPeriod",
+        "type": "uint64"
       },
       {
-        internalType: "uint64",
-        name: "maximum",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "maximum",
+        "type": "uint64"
+      }
     ],
-    name: "UnbondingPeriodTooLong",
-    type: "error",
+    "name": "UnbondingPeriodTooLong",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroAddress",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroAmount",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroAmount",
+    "type": "error"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "previousAdminRole",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "previousAdminRole",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "newAdminRole",
-        type: "bytes32",
-      },
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "newAdminRole",
+        "type": "bytes32"
+      }
     ],
-    name: "RoleAdminChanged",
-    type: "event",
+    "name": "RoleAdminChanged",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleGranted",
-    type: "event",
+    "name": "RoleGranted",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleRevoked",
-    type: "event",
+    "name": "RoleRevoked",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "staked",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "staked",
+        "type": "uint256"
+      }
     ],
-    name: "Staked",
-    type: "event",
+    "name": "Staked",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint64",
-        name: "unbondingPeriod",
-        type: "uint64",
-      },
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "unbondingPeriod",
+        "type": "uint64"
+      }
     ],
-    name: "UnbondingPeriodSet",
-    type: "event",
+    "name": "UnbondingPeriodSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "staked",
-        type: "uint256",
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "staked",
+        "type": "uint256"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "unbonding",
-        type: "uint256",
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "unbonding",
+        "type": "uint256"
       },
       {
-        indexed: false,
-        internalType: "uint64",
-        name: "unlockAt",
-        type: "uint64",
-      },
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "unlockAt",
+        "type": "uint64"
+      }
     ],
-    name: "UnstakeRequested",
-    type: "event",
+    "name": "UnstakeRequested",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "to",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "Withdrawn",
-    type: "event",
+    "name": "Withdrawn",
+    "type": "event"
   },
   {
-    inputs: [],
-    name: "DEFAULT_ADMIN_ROLE",
-    outputs: [
+    "inputs": [],
+    "name": "DEFAULT_ADMIN_ROLE",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_UNBONDING_PERIOD",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_UNBONDING_PERIOD",
+    "outputs": [
       {
-        internalType: "uint64",
-        name: "",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      }
     ],
-    name: "getRoleAdmin",
-    outputs: [
+    "name": "getRoleAdmin",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "grantRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "grantRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "hasRole",
-    outputs: [
+    "name": "hasRole",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "callerConfirmation",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "callerConfirmation",
+        "type": "address"
+      }
     ],
-    name: "renounceRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "renounceRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "requestUnstake",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "requestUnstake",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "revokeRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "revokeRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint64",
-        name: "newUnbondingPeriod",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "newUnbondingPeriod",
+        "type": "uint64"
+      }
     ],
-    name: "setUnbondingPeriod",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setUnbondingPeriod",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "stake",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "stake",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "stakeAccount",
-    outputs: [
+    "name": "stakeAccount",
+    "outputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "uint128",
-            name: "staked",
-            type: "uint128",
+            "internalType": "uint128",
+            "name": "staked",
+            "type": "uint128"
           },
           {
-            internalType: "uint128",
-            name: "unbonding",
-            type: "uint128",
+            "internalType": "uint128",
+            "name": "unbonding",
+            "type": "uint128"
           },
           {
-            internalType: "uint64",
-            name: "unlockAt",
-            type: "uint64",
-          },
+            "internalType": "uint64",
+            "name": "unlockAt",
+            "type": "uint64"
+          }
         ],
-        internalType: "struct IStaking.StakeAccount",
-        name: "",
-        type: "tuple",
-      },
+        "internalType": "struct IStaking.StakeAccount",
+        "name": "",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "stakeOf",
-    outputs: [
+    "name": "stakeOf",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes4",
-        name: "interfaceId",
-        type: "bytes4",
-      },
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
     ],
-    name: "supportsInterface",
-    outputs: [
+    "name": "supportsInterface",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "token",
-    outputs: [
+    "inputs": [],
+    "name": "token",
+    "outputs": [
       {
-        internalType: "contract IERC20",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IERC20",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "unbondingPeriod",
-    outputs: [
+    "inputs": [],
+    "name": "unbondingPeriod",
+    "outputs": [
       {
-        internalType: "uint64",
-        name: "",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "to",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      }
     ],
-    name: "withdraw",
-    outputs: [
+    "name": "withdraw",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
+    "stateMutability": "nonpayable",
+    "type": "function"
+  }
 ] as const;
 
 export const providerRegistryAbi = [
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "contract IStaking",
-        name: "staking_",
-        type: "address",
+        "internalType": "contract IStaking",
+        "name": "staking_",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "governance",
-        type: "address",
+        "internalType": "address",
+        "name": "governance",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "providerMinStake_",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "providerMinStake_",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "constructor",
+    "stateMutability": "nonpayable",
+    "type": "constructor"
   },
   {
-    inputs: [],
-    name: "AccessControlBadConfirmation",
-    type: "error",
+    "inputs": [],
+    "name": "AccessControlBadConfirmation",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "neededRole",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "neededRole",
+        "type": "bytes32"
+      }
     ],
-    name: "AccessControlUnauthorizedAccount",
-    type: "error",
+    "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidEndpoint",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidEndpoint",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "length",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "length",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "maximum",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "maximum",
+        "type": "uint256"
+      }
     ],
-    name: "MetadataURITooLong",
-    type: "error",
+    "name": "MetadataURITooLong",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "openSessions",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "openSessions",
+        "type": "uint256"
+      }
     ],
-    name: "OpenSessionsRemain",
-    type: "error",
+    "name": "OpenSessionsRemain",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "ProviderAlreadyRegistered",
-    type: "error",
+    "name": "ProviderAlreadyRegistered",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "ProviderNotRegistered",
-    type: "error",
+    "name": "ProviderNotRegistered",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "SessionRouterNotSet",
-    type: "error",
+    "inputs": [],
+    "name": "SessionRouterNotSet",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "stake",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "stake",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "minimum",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "minimum",
+        "type": "uint256"
+      }
     ],
-    name: "StakeBelowMinimum",
-    type: "error",
+    "name": "StakeBelowMinimum",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroAddress",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "operator",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      }
     ],
-    name: "OperatorSet",
-    type: "event",
+    "name": "OperatorSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "ProviderDeregistered",
-    type: "event",
+    "name": "ProviderDeregistered",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "providerMinStake",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "providerMinStake",
+        "type": "uint256"
+      }
     ],
-    name: "ProviderMinStakeSet",
-    type: "event",
+    "name": "ProviderMinStakeSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "operator",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "endpoint",
-        type: "string",
+        "indexed": false,
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "metadataURI",
-        type: "string",
-      },
+        "indexed": false,
+        "internalType": "string",
+        "name": "metadataURI",
+        "type": "string"
+      }
     ],
-    name: "ProviderRegistered",
-    type: "event",
+    "name": "ProviderRegistered",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "endpoint",
-        type: "string",
+        "indexed": false,
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "metadataURI",
-        type: "string",
-      },
+        "indexed": false,
+        "internalType": "string",
+        "name": "metadataURI",
+        "type": "string"
+      }
     ],
-    name: "ProviderUpdated",
-    type: "event",
+    "name": "ProviderUpdated",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "previousAdminRole",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "previousAdminRole",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "newAdminRole",
-        type: "bytes32",
-      },
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "newAdminRole",
+        "type": "bytes32"
+      }
     ],
-    name: "RoleAdminChanged",
-    type: "event",
+    "name": "RoleAdminChanged",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleGranted",
-    type: "event",
+    "name": "RoleGranted",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleRevoked",
-    type: "event",
+    "name": "RoleRevoked",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "sessionRouter",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sessionRouter",
+        "type": "address"
+      }
     ],
-    name: "SessionRouterSet",
-    type: "event",
+    "name": "SessionRouterSet",
+    "type": "event"
   },
   {
-    inputs: [],
-    name: "DEFAULT_ADMIN_ROLE",
-    outputs: [
+    "inputs": [],
+    "name": "DEFAULT_ADMIN_ROLE",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_ENDPOINT_LENGTH",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_ENDPOINT_LENGTH",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_METADATA_URI_LENGTH",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_METADATA_URI_LENGTH",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "activeOperatorOf",
-    outputs: [
+    "name": "activeOperatorOf",
+    "outputs": [
       {
-        internalType: "address",
-        name: "operator",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "deregister",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "inputs": [],
+    "name": "deregister",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "getProvider",
-    outputs: [
+    "name": "getProvider",
+    "outputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "operator",
-            type: "address",
+            "internalType": "address",
+            "name": "operator",
+            "type": "address"
           },
           {
-            internalType: "uint40",
-            name: "registeredAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "registeredAt",
+            "type": "uint40"
           },
           {
-            internalType: "bool",
-            name: "active",
-            type: "bool",
+            "internalType": "bool",
+            "name": "active",
+            "type": "bool"
           },
           {
-            internalType: "string",
-            name: "endpoint",
-            type: "string",
-          },
+            "internalType": "string",
+            "name": "endpoint",
+            "type": "string"
+          }
         ],
-        internalType: "struct IProviderRegistry.Provider",
-        name: "",
-        type: "tuple",
-      },
+        "internalType": "struct IProviderRegistry.Provider",
+        "name": "",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      }
     ],
-    name: "getRoleAdmin",
-    outputs: [
+    "name": "getRoleAdmin",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "grantRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "grantRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "hasRole",
-    outputs: [
+    "name": "hasRole",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "isActive",
-    outputs: [
+    "name": "isActive",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "operatorOf",
-    outputs: [
+    "name": "operatorOf",
+    "outputs": [
       {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "providerMinStake",
-    outputs: [
+    "inputs": [],
+    "name": "providerMinStake",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "string",
-        name: "endpoint",
-        type: "string",
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
       },
       {
-        internalType: "string",
-        name: "metadataURI",
-        type: "string",
+        "internalType": "string",
+        "name": "metadataURI",
+        "type": "string"
       },
       {
-        internalType: "address",
-        name: "operator",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      }
     ],
-    name: "register",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "register",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "callerConfirmation",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "callerConfirmation",
+        "type": "address"
+      }
     ],
-    name: "renounceRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "renounceRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "revokeRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "revokeRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "sessionRouter",
-    outputs: [
+    "inputs": [],
+    "name": "sessionRouter",
+    "outputs": [
       {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "operator",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      }
     ],
-    name: "setOperator",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setOperator",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "newProviderMinStake",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "newProviderMinStake",
+        "type": "uint256"
+      }
     ],
-    name: "setProviderMinStake",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setProviderMinStake",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "newSessionRouter",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "newSessionRouter",
+        "type": "address"
+      }
     ],
-    name: "setSessionRouter",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setSessionRouter",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "staking",
-    outputs: [
+    "inputs": [],
+    "name": "staking",
+    "outputs": [
       {
-        internalType: "contract IStaking",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IStaking",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes4",
-        name: "interfaceId",
-        type: "bytes4",
-      },
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
     ],
-    name: "supportsInterface",
-    outputs: [
+    "name": "supportsInterface",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "string",
-        name: "endpoint",
-        type: "string",
+        "internalType": "string",
+        "name": "endpoint",
+        "type": "string"
       },
       {
-        internalType: "string",
-        name: "metadataURI",
-        type: "string",
-      },
+        "internalType": "string",
+        "name": "metadataURI",
+        "type": "string"
+      }
     ],
-    name: "update",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
+    "name": "update",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  }
 ] as const;
 
 export const modelRegistryAbi = [
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "contract IStaking",
-        name: "staking_",
-        type: "address",
+        "internalType": "contract IStaking",
+        "name": "staking_",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "governance",
-        type: "address",
+        "internalType": "address",
+        "name": "governance",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "modelMinStake_",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "modelMinStake_",
+        "type": "uint256"
       },
       {
-        internalType: "uint16",
-        name: "maxRoyaltyBps_",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "maxRoyaltyBps_",
+        "type": "uint16"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "constructor",
+    "stateMutability": "nonpayable",
+    "type": "constructor"
   },
   {
-    inputs: [],
-    name: "AccessControlBadConfirmation",
-    type: "error",
+    "inputs": [],
+    "name": "AccessControlBadConfirmation",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "neededRole",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "neededRole",
+        "type": "bytes32"
+      }
     ],
-    name: "AccessControlUnauthorizedAccount",
-    type: "error",
+    "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "baseModelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "baseModelId",
+        "type": "bytes32"
+      }
     ],
-    name: "BaseModelIsAdapter",
-    type: "error",
+    "name": "BaseModelIsAdapter",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidName",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidName",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "MetadataTooLong",
-    type: "error",
+    "inputs": [],
+    "name": "MetadataTooLong",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "ModelAlreadyRegistered",
-    type: "error",
+    "name": "ModelAlreadyRegistered",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "ModelNotActive",
-    type: "error",
+    "name": "ModelNotActive",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "caller",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
     ],
-    name: "NotModelOwner",
-    type: "error",
+    "name": "NotModelOwner",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint16",
-        name: "royaltyBps",
-        type: "uint16",
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
       },
       {
-        internalType: "uint16",
-        name: "maximum",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "maximum",
+        "type": "uint16"
+      }
     ],
-    name: "RoyaltyTooHigh",
-    type: "error",
+    "name": "RoyaltyTooHigh",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "stake",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "stake",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "minimum",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "minimum",
+        "type": "uint256"
+      }
     ],
-    name: "StakeBelowMinimum",
-    type: "error",
+    "name": "StakeBelowMinimum",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroAddress",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroContentHash",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroContentHash",
+    "type": "error"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint16",
-        name: "maxRoyaltyBps",
-        type: "uint16",
-      },
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "maxRoyaltyBps",
+        "type": "uint16"
+      }
     ],
-    name: "MaxRoyaltySet",
-    type: "event",
+    "name": "MaxRoyaltySet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "ModelDeregistered",
-    type: "event",
+    "name": "ModelDeregistered",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "modelMinStake",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "modelMinStake",
+        "type": "uint256"
+      }
     ],
-    name: "ModelMinStakeSet",
-    type: "event",
+    "name": "ModelMinStakeSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "owner",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "baseModelId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "baseModelId",
+        "type": "bytes32"
       },
       {
-        indexed: false,
-        internalType: "bytes32",
-        name: "contentHash",
-        type: "bytes32",
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "contentHash",
+        "type": "bytes32"
       },
       {
-        indexed: false,
-        internalType: "uint16",
-        name: "royaltyBps",
-        type: "uint16",
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "name",
-        type: "string",
+        "indexed": false,
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "uri",
-        type: "string",
+        "indexed": false,
+        "internalType": "string",
+        "name": "uri",
+        "type": "string"
       },
       {
-        indexed: false,
-        internalType: "string[]",
-        name: "tags",
-        type: "string[]",
-      },
+        "indexed": false,
+        "internalType": "string[]",
+        "name": "tags",
+        "type": "string[]"
+      }
     ],
-    name: "ModelRegistered",
-    type: "event",
+    "name": "ModelRegistered",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
       },
       {
-        indexed: false,
-        internalType: "uint16",
-        name: "royaltyBps",
-        type: "uint16",
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "name",
-        type: "string",
+        "indexed": false,
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
       },
       {
-        indexed: false,
-        internalType: "string",
-        name: "uri",
-        type: "string",
+        "indexed": false,
+        "internalType": "string",
+        "name": "uri",
+        "type": "string"
       },
       {
-        indexed: false,
-        internalType: "string[]",
-        name: "tags",
-        type: "string[]",
-      },
+        "indexed": false,
+        "internalType": "string[]",
+        "name": "tags",
+        "type": "string[]"
+      }
     ],
-    name: "ModelUpdated",
-    type: "event",
+    "name": "ModelUpdated",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "previousAdminRole",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "previousAdminRole",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "newAdminRole",
-        type: "bytes32",
-      },
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "newAdminRole",
+        "type": "bytes32"
+      }
     ],
-    name: "RoleAdminChanged",
-    type: "event",
+    "name": "RoleAdminChanged",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleGranted",
-    type: "event",
+    "name": "RoleGranted",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleRevoked",
-    type: "event",
+    "name": "RoleRevoked",
+    "type": "event"
   },
   {
-    inputs: [],
-    name: "DEFAULT_ADMIN_ROLE",
-    outputs: [
+    "inputs": [],
+    "name": "DEFAULT_ADMIN_ROLE",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_NAME_LENGTH",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_NAME_LENGTH",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_TAGS",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_TAGS",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_TAG_LENGTH",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_TAG_LENGTH",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_URI_LENGTH",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_URI_LENGTH",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "ROYALTY_CAP_BPS",
-    outputs: [
+    "inputs": [],
+    "name": "ROYALTY_CAP_BPS",
+    "outputs": [
       {
-        internalType: "uint16",
-        name: "",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "deregisterModel",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "deregisterModel",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "getModel",
-    outputs: [
+    "name": "getModel",
+    "outputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "owner",
-            type: "address",
+            "internalType": "address",
+            "name": "owner",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "bool",
-            name: "active",
-            type: "bool",
+            "internalType": "bool",
+            "name": "active",
+            "type": "bool"
           },
           {
-            internalType: "uint40",
-            name: "registeredAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "registeredAt",
+            "type": "uint40"
           },
           {
-            internalType: "bytes32",
-            name: "contentHash",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "contentHash",
+            "type": "bytes32"
           },
           {
-            internalType: "bytes32",
-            name: "baseModelId",
-            type: "bytes32",
-          },
+            "internalType": "bytes32",
+            "name": "baseModelId",
+            "type": "bytes32"
+          }
         ],
-        internalType: "struct IModelRegistry.Model",
-        name: "",
-        type: "tuple",
-      },
+        "internalType": "struct IModelRegistry.Model",
+        "name": "",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      }
     ],
-    name: "getRoleAdmin",
-    outputs: [
+    "name": "getRoleAdmin",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "grantRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "grantRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "hasRole",
-    outputs: [
+    "name": "hasRole",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "maxRoyaltyBps",
-    outputs: [
+    "inputs": [],
+    "name": "maxRoyaltyBps",
+    "outputs": [
       {
-        internalType: "uint16",
-        name: "",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "contentHash",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "contentHash",
+        "type": "bytes32"
+      }
     ],
-    name: "modelIdOf",
-    outputs: [
+    "name": "modelIdOf",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "pure",
-    type: "function",
+    "stateMutability": "pure",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "modelMinStake",
-    outputs: [
+    "inputs": [],
+    "name": "modelMinStake",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "contentHash",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "contentHash",
+        "type": "bytes32"
       },
       {
-        internalType: "bytes32",
-        name: "baseModelId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "baseModelId",
+        "type": "bytes32"
       },
       {
-        internalType: "uint16",
-        name: "royaltyBps",
-        type: "uint16",
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
       },
       {
-        internalType: "string",
-        name: "name",
-        type: "string",
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
       },
       {
-        internalType: "string",
-        name: "uri",
-        type: "string",
+        "internalType": "string",
+        "name": "uri",
+        "type": "string"
       },
       {
-        internalType: "string[]",
-        name: "tags",
-        type: "string[]",
-      },
+        "internalType": "string[]",
+        "name": "tags",
+        "type": "string[]"
+      }
     ],
-    name: "registerModel",
-    outputs: [
+    "name": "registerModel",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "callerConfirmation",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "callerConfirmation",
+        "type": "address"
+      }
     ],
-    name: "renounceRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "renounceRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "revokeRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "revokeRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "royaltyOf",
-    outputs: [
+    "name": "royaltyOf",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "active",
-        type: "bool",
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
       },
       {
-        internalType: "address",
-        name: "owner",
-        type: "address",
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
       },
       {
-        internalType: "uint16",
-        name: "royaltyBps",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint16",
-        name: "newMaxRoyaltyBps",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "newMaxRoyaltyBps",
+        "type": "uint16"
+      }
     ],
-    name: "setMaxRoyaltyBps",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setMaxRoyaltyBps",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "newModelMinStake",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "newModelMinStake",
+        "type": "uint256"
+      }
     ],
-    name: "setModelMinStake",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setModelMinStake",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "staking",
-    outputs: [
+    "inputs": [],
+    "name": "staking",
+    "outputs": [
       {
-        internalType: "contract IStaking",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IStaking",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes4",
-        name: "interfaceId",
-        type: "bytes4",
-      },
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
     ],
-    name: "supportsInterface",
-    outputs: [
+    "name": "supportsInterface",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
       },
       {
-        internalType: "uint16",
-        name: "royaltyBps",
-        type: "uint16",
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
       },
       {
-        internalType: "string",
-        name: "name",
-        type: "string",
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
       },
       {
-        internalType: "string",
-        name: "uri",
-        type: "string",
+        "internalType": "string",
+        "name": "uri",
+        "type": "string"
       },
       {
-        internalType: "string[]",
-        name: "tags",
-        type: "string[]",
-      },
+        "internalType": "string[]",
+        "name": "tags",
+        "type": "string[]"
+      }
     ],
-    name: "updateModel",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
+    "name": "updateModel",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  }
 ] as const;
 
 export const marketplaceAbi = [
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "contract IERC20",
-        name: "token_",
-        type: "address",
+        "internalType": "contract IERC20",
+        "name": "token_",
+        "type": "address"
       },
       {
-        internalType: "contract IProviderRegistry",
-        name: "providerRegistry_",
-        type: "address",
+        "internalType": "contract IProviderRegistry",
+        "name": "providerRegistry_",
+        "type": "address"
       },
       {
-        internalType: "contract IModelRegistry",
-        name: "modelRegistry_",
-        type: "address",
+        "internalType": "contract IModelRegistry",
+        "name": "modelRegistry_",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "governance",
-        type: "address",
+        "internalType": "address",
+        "name": "governance",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "treasury_",
-        type: "address",
+        "internalType": "address",
+        "name": "treasury_",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "bidFee_",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "bidFee_",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "constructor",
+    "stateMutability": "nonpayable",
+    "type": "constructor"
   },
   {
-    inputs: [],
-    name: "AccessControlBadConfirmation",
-    type: "error",
+    "inputs": [],
+    "name": "AccessControlBadConfirmation",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "neededRole",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "neededRole",
+        "type": "bytes32"
+      }
     ],
-    name: "AccessControlUnauthorizedAccount",
-    type: "error",
+    "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
+      }
     ],
-    name: "BidAlreadyActive",
-    type: "error",
+    "name": "BidAlreadyActive",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "bidFee",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "bidFee",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "maximum",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "maximum",
+        "type": "uint256"
+      }
     ],
-    name: "BidFeeTooHigh",
-    type: "error",
+    "name": "BidFeeTooHigh",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
+      }
     ],
-    name: "BidNotActive",
-    type: "error",
+    "name": "BidNotActive",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "ModelNotActive",
-    type: "error",
+    "name": "ModelNotActive",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "caller",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
     ],
-    name: "NotBidProvider",
-    type: "error",
+    "name": "NotBidProvider",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "price",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "price",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "maximum",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "maximum",
+        "type": "uint256"
+      }
     ],
-    name: "PriceTooHigh",
-    type: "error",
+    "name": "PriceTooHigh",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ReentrancyGuardReentrantCall",
-    type: "error",
+    "inputs": [],
+    "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "token",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
     ],
-    name: "SafeERC20FailedOperation",
-    type: "error",
+    "name": "SafeERC20FailedOperation",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroAddress",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "BidDeleted",
-    type: "event",
+    "name": "BidDeleted",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "bidFee",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "bidFee",
+        "type": "uint256"
+      }
     ],
-    name: "BidFeeSet",
-    type: "event",
+    "name": "BidFeeSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "uint256",
-            name: "perSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perOutputToken",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "perOutputToken",
+            "type": "uint256"
+          }
         ],
-        indexed: false,
-        internalType: "struct Prices",
-        name: "prices",
-        type: "tuple",
+        "indexed": false,
+        "internalType": "struct Prices",
+        "name": "prices",
+        "type": "tuple"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "fee",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "fee",
+        "type": "uint256"
+      }
     ],
-    name: "BidPosted",
-    type: "event",
+    "name": "BidPosted",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "uint256",
-            name: "perSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perOutputToken",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "perOutputToken",
+            "type": "uint256"
+          }
         ],
-        indexed: false,
-        internalType: "struct Prices",
-        name: "prices",
-        type: "tuple",
-      },
+        "indexed": false,
+        "internalType": "struct Prices",
+        "name": "prices",
+        "type": "tuple"
+      }
     ],
-    name: "BidUpdated",
-    type: "event",
+    "name": "BidUpdated",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "previousAdminRole",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "previousAdminRole",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "newAdminRole",
-        type: "bytes32",
-      },
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "newAdminRole",
+        "type": "bytes32"
+      }
     ],
-    name: "RoleAdminChanged",
-    type: "event",
+    "name": "RoleAdminChanged",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleGranted",
-    type: "event",
+    "name": "RoleGranted",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleRevoked",
-    type: "event",
+    "name": "RoleRevoked",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "treasury",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "treasury",
+        "type": "address"
+      }
     ],
-    name: "TreasurySet",
-    type: "event",
+    "name": "TreasurySet",
+    "type": "event"
   },
   {
-    inputs: [],
-    name: "DEFAULT_ADMIN_ROLE",
-    outputs: [
+    "inputs": [],
+    "name": "DEFAULT_ADMIN_ROLE",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_BID_FEE",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_BID_FEE",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "bidFee",
-    outputs: [
+    "inputs": [],
+    "name": "bidFee",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "bidIdOf",
-    outputs: [
+    "name": "bidIdOf",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "pure",
-    type: "function",
+    "stateMutability": "pure",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
+      }
     ],
-    name: "deleteBid",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "deleteBid",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
+      }
     ],
-    name: "getBid",
-    outputs: [
+    "name": "getBid",
+    "outputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint80",
-            name: "pricePerSecond",
-            type: "uint80",
+            "internalType": "uint80",
+            "name": "pricePerSecond",
+            "type": "uint80"
           },
           {
-            internalType: "uint80",
-            name: "pricePerInputToken",
-            type: "uint80",
+            "internalType": "uint80",
+            "name": "pricePerInputToken",
+            "type": "uint80"
           },
           {
-            internalType: "uint80",
-            name: "pricePerOutputToken",
-            type: "uint80",
+            "internalType": "uint80",
+            "name": "pricePerOutputToken",
+            "type": "uint80"
           },
           {
-            internalType: "bool",
-            name: "active",
-            type: "bool",
-          },
+            "internalType": "bool",
+            "name": "active",
+            "type": "bool"
+          }
         ],
-        internalType: "struct IMarketplace.Bid",
-        name: "",
-        type: "tuple",
-      },
+        "internalType": "struct IMarketplace.Bid",
+        "name": "",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      }
     ],
-    name: "getRoleAdmin",
-    outputs: [
+    "name": "getRoleAdmin",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "grantRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "grantRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "hasRole",
-    outputs: [
+    "name": "hasRole",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "modelRegistry",
-    outputs: [
+    "inputs": [],
+    "name": "modelRegistry",
+    "outputs": [
       {
-        internalType: "contract IModelRegistry",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IModelRegistry",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "uint256",
-            name: "perSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perOutputToken",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "perOutputToken",
+            "type": "uint256"
+          }
         ],
-        internalType: "struct Prices",
-        name: "prices",
-        type: "tuple",
-      },
+        "internalType": "struct Prices",
+        "name": "prices",
+        "type": "tuple"
+      }
     ],
-    name: "postBid",
-    outputs: [
+    "name": "postBid",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
+      }
     ],
-    name: "providerOf",
-    outputs: [
+    "name": "providerOf",
+    "outputs": [
       {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "pure",
-    type: "function",
+    "stateMutability": "pure",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "providerRegistry",
-    outputs: [
+    "inputs": [],
+    "name": "providerRegistry",
+    "outputs": [
       {
-        internalType: "contract IProviderRegistry",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IProviderRegistry",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "callerConfirmation",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "callerConfirmation",
+        "type": "address"
+      }
     ],
-    name: "renounceRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "renounceRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "revokeRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "revokeRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "newBidFee",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "newBidFee",
+        "type": "uint256"
+      }
     ],
-    name: "setBidFee",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setBidFee",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "newTreasury",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "newTreasury",
+        "type": "address"
+      }
     ],
-    name: "setTreasury",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setTreasury",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes4",
-        name: "interfaceId",
-        type: "bytes4",
-      },
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
     ],
-    name: "supportsInterface",
-    outputs: [
+    "name": "supportsInterface",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "token",
-    outputs: [
+    "inputs": [],
+    "name": "token",
+    "outputs": [
       {
-        internalType: "contract IERC20",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IERC20",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "treasury",
-    outputs: [
+    "inputs": [],
+    "name": "treasury",
+    "outputs": [
       {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "uint256",
-            name: "perSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perOutputToken",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "perOutputToken",
+            "type": "uint256"
+          }
         ],
-        internalType: "struct Prices",
-        name: "prices",
-        type: "tuple",
-      },
+        "internalType": "struct Prices",
+        "name": "prices",
+        "type": "tuple"
+      }
     ],
-    name: "updateBid",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
+    "name": "updateBid",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  }
 ] as const;
 
 export const sessionRouterAbi = [
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "contract IERC20",
-            name: "token",
-            type: "address",
+            "internalType": "contract IERC20",
+            "name": "token",
+            "type": "address"
           },
           {
-            internalType: "contract IMarketplace",
-            name: "marketplace",
-            type: "address",
+            "internalType": "contract IMarketplace",
+            "name": "marketplace",
+            "type": "address"
           },
           {
-            internalType: "contract IProviderRegistry",
-            name: "providerRegistry",
-            type: "address",
+            "internalType": "contract IProviderRegistry",
+            "name": "providerRegistry",
+            "type": "address"
           },
           {
-            internalType: "contract IModelRegistry",
-            name: "modelRegistry",
-            type: "address",
+            "internalType": "contract IModelRegistry",
+            "name": "modelRegistry",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "governance",
-            type: "address",
+            "internalType": "address",
+            "name": "governance",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "treasury",
-            type: "address",
+            "internalType": "address",
+            "name": "treasury",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "protocolFeeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "protocolFeeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint64",
-            name: "maxSessionDuration",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "maxSessionDuration",
+            "type": "uint64"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
-          },
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
+          }
         ],
-        internalType: "struct SessionRouter.Deployment",
-        name: "deployment",
-        type: "tuple",
-      },
+        "internalType": "struct SessionRouter.Deployment",
+        "name": "deployment",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "constructor",
+    "stateMutability": "nonpayable",
+    "type": "constructor"
   },
   {
-    inputs: [],
-    name: "AccessControlBadConfirmation",
-    type: "error",
+    "inputs": [],
+    "name": "AccessControlBadConfirmation",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "neededRole",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "neededRole",
+        "type": "bytes32"
+      }
     ],
-    name: "AccessControlUnauthorizedAccount",
-    type: "error",
+    "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint64",
-        name: "deadline",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "deadline",
+        "type": "uint64"
+      }
     ],
-    name: "ApprovalExpired",
-    type: "error",
+    "name": "ApprovalExpired",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "user",
-        type: "address",
+        "internalType": "address",
+        "name": "user",
+        "type": "address"
       },
       {
-        internalType: "address",
-        name: "caller",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
     ],
-    name: "ApprovalForAnotherUser",
-    type: "error",
+    "name": "ApprovalForAnotherUser",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "nonce",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "nonce",
+        "type": "uint256"
+      }
     ],
-    name: "ApprovalNonceUsed",
-    type: "error",
+    "name": "ApprovalNonceUsed",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
+      }
     ],
-    name: "BidNotActive",
-    type: "error",
+    "name": "BidNotActive",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint40",
-        name: "challengeEndsAt",
-        type: "uint40",
-      },
+        "internalType": "uint40",
+        "name": "challengeEndsAt",
+        "type": "uint40"
+      }
     ],
-    name: "ChallengeWindowClosed",
-    type: "error",
+    "name": "ChallengeWindowClosed",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint40",
-        name: "challengeEndsAt",
-        type: "uint40",
-      },
+        "internalType": "uint40",
+        "name": "challengeEndsAt",
+        "type": "uint40"
+      }
     ],
-    name: "ChallengeWindowOpen",
-    type: "error",
+    "name": "ChallengeWindowOpen",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint32",
-        name: "challengeWindow",
-        type: "uint32",
-      },
+        "internalType": "uint32",
+        "name": "challengeWindow",
+        "type": "uint32"
+      }
     ],
-    name: "ChallengeWindowOutOfBounds",
-    type: "error",
+    "name": "ChallengeWindowOutOfBounds",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "deposit",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "maxDeposit",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "maxDeposit",
+        "type": "uint256"
+      }
     ],
-    name: "DepositAboveApproval",
-    type: "error",
+    "name": "DepositAboveApproval",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "deposit",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
+      }
     ],
-    name: "DepositTooLarge",
-    type: "error",
+    "name": "DepositTooLarge",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "deposit",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "pricePerSecond",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "pricePerSecond",
+        "type": "uint256"
+      }
     ],
-    name: "DepositTooSmall",
-    type: "error",
+    "name": "DepositTooSmall",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "InvalidApprovalSigner",
-    type: "error",
+    "name": "InvalidApprovalSigner",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidDuration",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidDuration",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidProviderSignature",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidProviderSignature",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidReceipt",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidReceipt",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidShortString",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidShortString",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "InvalidUserSignature",
-    type: "error",
+    "inputs": [],
+    "name": "InvalidUserSignature",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint64",
-        name: "maxSessionDuration",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "maxSessionDuration",
+        "type": "uint64"
+      }
     ],
-    name: "MaxSessionDurationOutOfBounds",
-    type: "error",
+    "name": "MaxSessionDurationOutOfBounds",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "modelId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      }
     ],
-    name: "ModelNotActive",
-    type: "error",
+    "name": "ModelNotActive",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "caller",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
     ],
-    name: "NotAllowedToClose",
-    type: "error",
+    "name": "NotAllowedToClose",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "caller",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
     ],
-    name: "NotSessionProvider",
-    type: "error",
+    "name": "NotSessionProvider",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "caller",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
     ],
-    name: "NotSessionUser",
-    type: "error",
+    "name": "NotSessionUser",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint256",
-        name: "price",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "price",
+        "type": "uint256"
       },
       {
-        internalType: "uint256",
-        name: "maximum",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "maximum",
+        "type": "uint256"
+      }
     ],
-    name: "PriceAboveMaximum",
-    type: "error",
+    "name": "PriceAboveMaximum",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint16",
-        name: "protocolFeeBps",
-        type: "uint16",
+        "internalType": "uint16",
+        "name": "protocolFeeBps",
+        "type": "uint16"
       },
       {
-        internalType: "uint16",
-        name: "maximum",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "maximum",
+        "type": "uint16"
+      }
     ],
-    name: "ProtocolFeeTooHigh",
-    type: "error",
+    "name": "ProtocolFeeTooHigh",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ReceiptMismatch",
-    type: "error",
+    "inputs": [],
+    "name": "ReceiptMismatch",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        internalType: "bytes32",
-        name: "receiptSessionId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "receiptSessionId",
+        "type": "bytes32"
+      }
     ],
-    name: "ReceiptSessionMismatch",
-    type: "error",
+    "name": "ReceiptSessionMismatch",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ReentrancyGuardReentrantCall",
-    type: "error",
+    "inputs": [],
+    "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "token",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
     ],
-    name: "SafeERC20FailedOperation",
-    type: "error",
+    "name": "SafeERC20FailedOperation",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        internalType: "uint40",
-        name: "endsAt",
-        type: "uint40",
-      },
+        "internalType": "uint40",
+        "name": "endsAt",
+        "type": "uint40"
+      }
     ],
-    name: "SessionExpired",
-    type: "error",
+    "name": "SessionExpired",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
+      }
     ],
-    name: "SessionNotClosing",
-    type: "error",
+    "name": "SessionNotClosing",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
+      }
     ],
-    name: "SessionNotOpen",
-    type: "error",
+    "name": "SessionNotOpen",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint64",
-        name: "seq",
-        type: "uint64",
+        "internalType": "uint64",
+        "name": "seq",
+        "type": "uint64"
       },
       {
-        internalType: "uint64",
-        name: "pendingSeq",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "pendingSeq",
+        "type": "uint64"
+      }
     ],
-    name: "StaleReceipt",
-    type: "error",
+    "name": "StaleReceipt",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "string",
-        name: "str",
-        type: "string",
-      },
+        "internalType": "string",
+        "name": "str",
+        "type": "string"
+      }
     ],
-    name: "StringTooLong",
-    type: "error",
+    "name": "StringTooLong",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroAddress",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroDeposit",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroDeposit",
+    "type": "error"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint32",
-        name: "challengeWindow",
-        type: "uint32",
-      },
+        "indexed": false,
+        "internalType": "uint32",
+        "name": "challengeWindow",
+        "type": "uint32"
+      }
     ],
-    name: "ChallengeWindowSet",
-    type: "event",
+    "name": "ChallengeWindowSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [],
-    name: "EIP712DomainChanged",
-    type: "event",
+    "anonymous": false,
+    "inputs": [],
+    "name": "EIP712DomainChanged",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint64",
-        name: "maxSessionDuration",
-        type: "uint64",
-      },
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "maxSessionDuration",
+        "type": "uint64"
+      }
     ],
-    name: "MaxSessionDurationSet",
-    type: "event",
+    "name": "MaxSessionDurationSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: false,
-        internalType: "uint16",
-        name: "protocolFeeBps",
-        type: "uint16",
-      },
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "protocolFeeBps",
+        "type": "uint16"
+      }
     ],
-    name: "ProtocolFeeSet",
-    type: "event",
+    "name": "ProtocolFeeSet",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "previousAdminRole",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "previousAdminRole",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "newAdminRole",
-        type: "bytes32",
-      },
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "newAdminRole",
+        "type": "bytes32"
+      }
     ],
-    name: "RoleAdminChanged",
-    type: "event",
+    "name": "RoleAdminChanged",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleGranted",
-    type: "event",
+    "name": "RoleGranted",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "sender",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
     ],
-    name: "RoleRevoked",
-    type: "event",
+    "name": "RoleRevoked",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "closedBy",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "closedBy",
+        "type": "address"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "sessionId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "sessionId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint64",
-            name: "seq",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "seq",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "inputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "inputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "outputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "outputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint32",
-            name: "requests",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "requests",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "ttftMsAvg",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "ttftMsAvg",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "tpsX1000Avg",
-            type: "uint32",
-          },
+            "internalType": "uint32",
+            "name": "tpsX1000Avg",
+            "type": "uint32"
+          }
         ],
-        indexed: false,
-        internalType: "struct UsageReceipt",
-        name: "receipt",
-        type: "tuple",
+        "indexed": false,
+        "internalType": "struct UsageReceipt",
+        "name": "receipt",
+        "type": "tuple"
       },
       {
-        indexed: false,
-        internalType: "uint40",
-        name: "closedAt",
-        type: "uint40",
+        "indexed": false,
+        "internalType": "uint40",
+        "name": "closedAt",
+        "type": "uint40"
       },
       {
-        indexed: false,
-        internalType: "uint40",
-        name: "challengeEndsAt",
-        type: "uint40",
-      },
+        "indexed": false,
+        "internalType": "uint40",
+        "name": "challengeEndsAt",
+        "type": "uint40"
+      }
     ],
-    name: "SessionCloseRequested",
-    type: "event",
+    "name": "SessionCloseRequested",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "user",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "user",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "bytes32",
-        name: "bidId",
-        type: "bytes32",
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "bidId",
+        "type": "bytes32"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        indexed: false,
-        internalType: "struct SessionTerms",
-        name: "terms",
-        type: "tuple",
+        "indexed": false,
+        "internalType": "struct SessionTerms",
+        "name": "terms",
+        "type": "tuple"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "deposit",
-        type: "uint256",
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
       },
       {
-        indexed: false,
-        internalType: "uint40",
-        name: "endsAt",
-        type: "uint40",
-      },
+        "indexed": false,
+        "internalType": "uint40",
+        "name": "endsAt",
+        "type": "uint40"
+      }
     ],
-    name: "SessionOpened",
-    type: "event",
+    "name": "SessionOpened",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "user",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "user",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "uint256",
-            name: "cost",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "cost",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "providerAmount",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "providerAmount",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "royaltyAmount",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "royaltyAmount",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "feeAmount",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "feeAmount",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "refund",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "refund",
+            "type": "uint256"
           },
           {
-            internalType: "uint64",
-            name: "elapsedSeconds",
-            type: "uint64",
-          },
+            "internalType": "uint64",
+            "name": "elapsedSeconds",
+            "type": "uint64"
+          }
         ],
-        indexed: false,
-        internalType: "struct Settlement",
-        name: "settlement",
-        type: "tuple",
+        "indexed": false,
+        "internalType": "struct Settlement",
+        "name": "settlement",
+        "type": "tuple"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "sessionId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "sessionId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint64",
-            name: "seq",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "seq",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "inputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "inputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "outputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "outputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint32",
-            name: "requests",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "requests",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "ttftMsAvg",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "ttftMsAvg",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "tpsX1000Avg",
-            type: "uint32",
-          },
+            "internalType": "uint32",
+            "name": "tpsX1000Avg",
+            "type": "uint32"
+          }
         ],
-        indexed: false,
-        internalType: "struct UsageReceipt",
-        name: "receipt",
-        type: "tuple",
+        "indexed": false,
+        "internalType": "struct UsageReceipt",
+        "name": "receipt",
+        "type": "tuple"
       },
       {
-        indexed: false,
-        internalType: "address",
-        name: "closedBy",
-        type: "address",
+        "indexed": false,
+        "internalType": "address",
+        "name": "closedBy",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "bool",
-        name: "challenged",
-        type: "bool",
-      },
+        "indexed": false,
+        "internalType": "bool",
+        "name": "challenged",
+        "type": "bool"
+      }
     ],
-    name: "SessionSettled",
-    type: "event",
+    "name": "SessionSettled",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "user",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "user",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "deposit",
-        type: "uint256",
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
       },
       {
-        indexed: false,
-        internalType: "uint40",
-        name: "endsAt",
-        type: "uint40",
-      },
+        "indexed": false,
+        "internalType": "uint40",
+        "name": "endsAt",
+        "type": "uint40"
+      }
     ],
-    name: "SessionToppedUp",
-    type: "event",
+    "name": "SessionToppedUp",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "treasury",
-        type: "address",
-      },
+        "indexed": true,
+        "internalType": "address",
+        "name": "treasury",
+        "type": "address"
+      }
     ],
-    name: "TreasurySet",
-    type: "event",
+    "name": "TreasurySet",
+    "type": "event"
   },
   {
-    inputs: [],
-    name: "DEFAULT_ADMIN_ROLE",
-    outputs: [
+    "inputs": [],
+    "name": "DEFAULT_ADMIN_ROLE",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_CHALLENGE_WINDOW",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_CHALLENGE_WINDOW",
+    "outputs": [
       {
-        internalType: "uint32",
-        name: "",
-        type: "uint32",
-      },
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_MAX_SESSION_DURATION",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_MAX_SESSION_DURATION",
+    "outputs": [
       {
-        internalType: "uint64",
-        name: "",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MAX_PROTOCOL_FEE_BPS",
-    outputs: [
+    "inputs": [],
+    "name": "MAX_PROTOCOL_FEE_BPS",
+    "outputs": [
       {
-        internalType: "uint16",
-        name: "",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MIN_CHALLENGE_WINDOW",
-    outputs: [
+    "inputs": [],
+    "name": "MIN_CHALLENGE_WINDOW",
+    "outputs": [
       {
-        internalType: "uint32",
-        name: "",
-        type: "uint32",
-      },
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "MIN_MAX_SESSION_DURATION",
-    outputs: [
+    "inputs": [],
+    "name": "MIN_MAX_SESSION_DURATION",
+    "outputs": [
       {
-        internalType: "uint64",
-        name: "",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        internalType: "struct SessionTerms",
-        name: "terms",
-        type: "tuple",
+        "internalType": "struct SessionTerms",
+        "name": "terms",
+        "type": "tuple"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "sessionId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "sessionId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint64",
-            name: "seq",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "seq",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "inputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "inputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "outputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "outputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint32",
-            name: "requests",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "requests",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "ttftMsAvg",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "ttftMsAvg",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "tpsX1000Avg",
-            type: "uint32",
-          },
+            "internalType": "uint32",
+            "name": "tpsX1000Avg",
+            "type": "uint32"
+          }
         ],
-        internalType: "struct UsageReceipt",
-        name: "receipt",
-        type: "tuple",
+        "internalType": "struct UsageReceipt",
+        "name": "receipt",
+        "type": "tuple"
       },
       {
-        internalType: "bytes",
-        name: "userSignature",
-        type: "bytes",
-      },
+        "internalType": "bytes",
+        "name": "userSignature",
+        "type": "bytes"
+      }
     ],
-    name: "challenge",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "challenge",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "challengeWindow",
-    outputs: [
+    "inputs": [],
+    "name": "challengeWindow",
+    "outputs": [
       {
-        internalType: "uint32",
-        name: "",
-        type: "uint32",
-      },
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        internalType: "struct SessionTerms",
-        name: "terms",
-        type: "tuple",
+        "internalType": "struct SessionTerms",
+        "name": "terms",
+        "type": "tuple"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "sessionId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "sessionId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint64",
-            name: "seq",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "seq",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "inputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "inputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "outputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "outputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint32",
-            name: "requests",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "requests",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "ttftMsAvg",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "ttftMsAvg",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "tpsX1000Avg",
-            type: "uint32",
-          },
+            "internalType": "uint32",
+            "name": "tpsX1000Avg",
+            "type": "uint32"
+          }
         ],
-        internalType: "struct UsageReceipt",
-        name: "receipt",
-        type: "tuple",
+        "internalType": "struct UsageReceipt",
+        "name": "receipt",
+        "type": "tuple"
       },
       {
-        internalType: "bytes",
-        name: "userSignature",
-        type: "bytes",
+        "internalType": "bytes",
+        "name": "userSignature",
+        "type": "bytes"
       },
       {
-        internalType: "bytes",
-        name: "providerSignature",
-        type: "bytes",
-      },
+        "internalType": "bytes",
+        "name": "providerSignature",
+        "type": "bytes"
+      }
     ],
-    name: "closeSession",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "closeSession",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "domainSeparator",
-    outputs: [
+    "inputs": [],
+    "name": "domainSeparator",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "eip712Domain",
-    outputs: [
+    "inputs": [],
+    "name": "eip712Domain",
+    "outputs": [
       {
-        internalType: "bytes1",
-        name: "fields",
-        type: "bytes1",
+        "internalType": "bytes1",
+        "name": "fields",
+        "type": "bytes1"
       },
       {
-        internalType: "string",
-        name: "name",
-        type: "string",
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
       },
       {
-        internalType: "string",
-        name: "version",
-        type: "string",
+        "internalType": "string",
+        "name": "version",
+        "type": "string"
       },
       {
-        internalType: "uint256",
-        name: "chainId",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "chainId",
+        "type": "uint256"
       },
       {
-        internalType: "address",
-        name: "verifyingContract",
-        type: "address",
+        "internalType": "address",
+        "name": "verifyingContract",
+        "type": "address"
       },
       {
-        internalType: "bytes32",
-        name: "salt",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "salt",
+        "type": "bytes32"
       },
       {
-        internalType: "uint256[]",
-        name: "extensions",
-        type: "uint256[]",
-      },
+        "internalType": "uint256[]",
+        "name": "extensions",
+        "type": "uint256[]"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "escrow",
-    outputs: [
+    "inputs": [],
+    "name": "escrow",
+    "outputs": [
       {
-        internalType: "contract IEscrow",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IEscrow",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        internalType: "struct SessionTerms",
-        name: "terms",
-        type: "tuple",
+        "internalType": "struct SessionTerms",
+        "name": "terms",
+        "type": "tuple"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "sessionId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "sessionId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint64",
-            name: "seq",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "seq",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "inputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "inputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "outputTokens",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "outputTokens",
+            "type": "uint64"
           },
           {
-            internalType: "uint32",
-            name: "requests",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "requests",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "ttftMsAvg",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "ttftMsAvg",
+            "type": "uint32"
           },
           {
-            internalType: "uint32",
-            name: "tpsX1000Avg",
-            type: "uint32",
-          },
+            "internalType": "uint32",
+            "name": "tpsX1000Avg",
+            "type": "uint32"
+          }
         ],
-        internalType: "struct UsageReceipt",
-        name: "receipt",
-        type: "tuple",
-      },
+        "internalType": "struct UsageReceipt",
+        "name": "receipt",
+        "type": "tuple"
+      }
     ],
-    name: "finalize",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "finalize",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      }
     ],
-    name: "getRoleAdmin",
-    outputs: [
+    "name": "getRoleAdmin",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "sessionId",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "sessionId",
+        "type": "bytes32"
+      }
     ],
-    name: "getSessionState",
-    outputs: [
+    "name": "getSessionState",
+    "outputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "uint96",
-            name: "deposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "deposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "endsAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "endsAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "closedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "closedAt",
+            "type": "uint40"
           },
           {
-            internalType: "enum SessionStatus",
-            name: "status",
-            type: "uint8",
+            "internalType": "enum SessionStatus",
+            "name": "status",
+            "type": "uint8"
           },
           {
-            internalType: "uint64",
-            name: "pendingSeq",
-            type: "uint64",
-          },
+            "internalType": "uint64",
+            "name": "pendingSeq",
+            "type": "uint64"
+          }
         ],
-        internalType: "struct SessionState",
-        name: "",
-        type: "tuple",
-      },
+        "internalType": "struct SessionState",
+        "name": "",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "grantRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "grantRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "hasRole",
-    outputs: [
+    "name": "hasRole",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
       },
       {
-        internalType: "uint256",
-        name: "nonce",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "nonce",
+        "type": "uint256"
+      }
     ],
-    name: "isApprovalNonceUsed",
-    outputs: [
+    "name": "isApprovalNonceUsed",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "marketplace",
-    outputs: [
+    "inputs": [],
+    "name": "marketplace",
+    "outputs": [
       {
-        internalType: "contract IMarketplace",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IMarketplace",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "maxSessionDuration",
-    outputs: [
+    "inputs": [],
+    "name": "maxSessionDuration",
+    "outputs": [
       {
-        internalType: "uint64",
-        name: "",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "modelRegistry",
-    outputs: [
+    "inputs": [],
+    "name": "modelRegistry",
+    "outputs": [
       {
-        internalType: "contract IModelRegistry",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IModelRegistry",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "bidId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "bidId",
+            "type": "bytes32"
           },
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "uint256",
-            name: "maxDeposit",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "maxDeposit",
+            "type": "uint256"
           },
           {
-            internalType: "uint64",
-            name: "maxDuration",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "maxDuration",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "deadline",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "deadline",
+            "type": "uint64"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
+          }
         ],
-        internalType: "struct SessionApproval",
-        name: "approval",
-        type: "tuple",
+        "internalType": "struct SessionApproval",
+        "name": "approval",
+        "type": "tuple"
       },
       {
-        internalType: "bytes",
-        name: "approvalSignature",
-        type: "bytes",
+        "internalType": "bytes",
+        "name": "approvalSignature",
+        "type": "bytes"
       },
       {
-        internalType: "uint256",
-        name: "deposit",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "uint256",
-            name: "perSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perOutputToken",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "perOutputToken",
+            "type": "uint256"
+          }
         ],
-        internalType: "struct Prices",
-        name: "maxPrices",
-        type: "tuple",
-      },
+        "internalType": "struct Prices",
+        "name": "maxPrices",
+        "type": "tuple"
+      }
     ],
-    name: "openSession",
-    outputs: [
+    "name": "openSession",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        internalType: "struct SessionTerms",
-        name: "",
-        type: "tuple",
-      },
+        "internalType": "struct SessionTerms",
+        "name": "",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "provider",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
     ],
-    name: "openSessionCount",
-    outputs: [
+    "name": "openSessionCount",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "bytes32",
-            name: "bidId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "bidId",
+            "type": "bytes32"
           },
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "uint256",
-            name: "maxDeposit",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "maxDeposit",
+            "type": "uint256"
           },
           {
-            internalType: "uint64",
-            name: "maxDuration",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "maxDuration",
+            "type": "uint64"
           },
           {
-            internalType: "uint64",
-            name: "deadline",
-            type: "uint64",
+            "internalType": "uint64",
+            "name": "deadline",
+            "type": "uint64"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
+          }
         ],
-        internalType: "struct SessionApproval",
-        name: "approval",
-        type: "tuple",
+        "internalType": "struct SessionApproval",
+        "name": "approval",
+        "type": "tuple"
       },
       {
-        internalType: "bytes",
-        name: "approvalSignature",
-        type: "bytes",
+        "internalType": "bytes",
+        "name": "approvalSignature",
+        "type": "bytes"
       },
       {
-        internalType: "uint256",
-        name: "deposit",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "uint256",
-            name: "perSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "perInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "perOutputToken",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "perOutputToken",
+            "type": "uint256"
+          }
         ],
-        internalType: "struct Prices",
-        name: "maxPrices",
-        type: "tuple",
+        "internalType": "struct Prices",
+        "name": "maxPrices",
+        "type": "tuple"
       },
       {
-        internalType: "uint256",
-        name: "permitDeadline",
-        type: "uint256",
+        "internalType": "uint256",
+        "name": "permitDeadline",
+        "type": "uint256"
       },
       {
-        internalType: "uint8",
-        name: "v",
-        type: "uint8",
+        "internalType": "uint8",
+        "name": "v",
+        "type": "uint8"
       },
       {
-        internalType: "bytes32",
-        name: "r",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "r",
+        "type": "bytes32"
       },
       {
-        internalType: "bytes32",
-        name: "s",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "s",
+        "type": "bytes32"
+      }
     ],
-    name: "openSessionWithPermit",
-    outputs: [
+    "name": "openSessionWithPermit",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
       },
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        internalType: "struct SessionTerms",
-        name: "",
-        type: "tuple",
-      },
+        "internalType": "struct SessionTerms",
+        "name": "",
+        "type": "tuple"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "protocolFeeBps",
-    outputs: [
+    "inputs": [],
+    "name": "protocolFeeBps",
+    "outputs": [
       {
-        internalType: "uint16",
-        name: "",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "providerRegistry",
-    outputs: [
+    "inputs": [],
+    "name": "providerRegistry",
+    "outputs": [
       {
-        internalType: "contract IProviderRegistry",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IProviderRegistry",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "callerConfirmation",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "callerConfirmation",
+        "type": "address"
+      }
     ],
-    name: "renounceRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "renounceRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes32",
-        name: "role",
-        type: "bytes32",
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
       },
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "revokeRole",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "revokeRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        internalType: "struct SessionTerms",
-        name: "terms",
-        type: "tuple",
-      },
+        "internalType": "struct SessionTerms",
+        "name": "terms",
+        "type": "tuple"
+      }
     ],
-    name: "sessionIdOf",
-    outputs: [
+    "name": "sessionIdOf",
+    "outputs": [
       {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
     ],
-    stateMutability: "pure",
-    type: "function",
+    "stateMutability": "pure",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint32",
-        name: "newChallengeWindow",
-        type: "uint32",
-      },
+        "internalType": "uint32",
+        "name": "newChallengeWindow",
+        "type": "uint32"
+      }
     ],
-    name: "setChallengeWindow",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setChallengeWindow",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint64",
-        name: "newMaxSessionDuration",
-        type: "uint64",
-      },
+        "internalType": "uint64",
+        "name": "newMaxSessionDuration",
+        "type": "uint64"
+      }
     ],
-    name: "setMaxSessionDuration",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setMaxSessionDuration",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "uint16",
-        name: "newProtocolFeeBps",
-        type: "uint16",
-      },
+        "internalType": "uint16",
+        "name": "newProtocolFeeBps",
+        "type": "uint16"
+      }
     ],
-    name: "setProtocolFeeBps",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setProtocolFeeBps",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "newTreasury",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "newTreasury",
+        "type": "address"
+      }
     ],
-    name: "setTreasury",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "setTreasury",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "bytes4",
-        name: "interfaceId",
-        type: "bytes4",
-      },
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
     ],
-    name: "supportsInterface",
-    outputs: [
+    "name": "supportsInterface",
+    "outputs": [
       {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "token",
-    outputs: [
+    "inputs": [],
+    "name": "token",
+    "outputs": [
       {
-        internalType: "contract IERC20",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IERC20",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "bytes32",
-            name: "modelId",
-            type: "bytes32",
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
           },
           {
-            internalType: "uint256",
-            name: "nonce",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "nonce",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerSecond",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerSecond",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerInputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerInputToken",
+            "type": "uint256"
           },
           {
-            internalType: "uint256",
-            name: "pricePerOutputToken",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "pricePerOutputToken",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint16",
-            name: "royaltyBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "royaltyBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint16",
-            name: "feeBps",
-            type: "uint16",
+            "internalType": "uint16",
+            "name": "feeBps",
+            "type": "uint16"
           },
           {
-            internalType: "uint32",
-            name: "challengeWindow",
-            type: "uint32",
+            "internalType": "uint32",
+            "name": "challengeWindow",
+            "type": "uint32"
           },
           {
-            internalType: "uint96",
-            name: "maxDeposit",
-            type: "uint96",
+            "internalType": "uint96",
+            "name": "maxDeposit",
+            "type": "uint96"
           },
           {
-            internalType: "uint40",
-            name: "openedAt",
-            type: "uint40",
+            "internalType": "uint40",
+            "name": "openedAt",
+            "type": "uint40"
           },
           {
-            internalType: "uint40",
-            name: "maxEndsAt",
-            type: "uint40",
-          },
+            "internalType": "uint40",
+            "name": "maxEndsAt",
+            "type": "uint40"
+          }
         ],
-        internalType: "struct SessionTerms",
-        name: "terms",
-        type: "tuple",
+        "internalType": "struct SessionTerms",
+        "name": "terms",
+        "type": "tuple"
       },
       {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "topUp",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "topUp",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "treasury",
-    outputs: [
+    "inputs": [],
+    "name": "treasury",
+    "outputs": [
       {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
-  },
+    "stateMutability": "view",
+    "type": "function"
+  }
 ] as const;
 
 export const escrowAbi = [
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "contract IERC20",
-        name: "token_",
-        type: "address",
-      },
+        "internalType": "contract IERC20",
+        "name": "token_",
+        "type": "address"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "constructor",
+    "stateMutability": "nonpayable",
+    "type": "constructor"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "NothingToClaim",
-    type: "error",
+    "name": "NothingToClaim",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "caller",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
     ],
-    name: "OnlySessionRouter",
-    type: "error",
+    "name": "OnlySessionRouter",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ReentrancyGuardReentrantCall",
-    type: "error",
+    "inputs": [],
+    "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "token",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
     ],
-    name: "SafeERC20FailedOperation",
-    type: "error",
+    "name": "SafeERC20FailedOperation",
+    "type": "error"
   },
   {
-    inputs: [],
-    name: "ZeroAddress",
-    type: "error",
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "account",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
       },
       {
-        indexed: true,
-        internalType: "address",
-        name: "to",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "Claimed",
-    type: "event",
+    "name": "Claimed",
+    "type": "event"
   },
   {
-    anonymous: false,
-    inputs: [
+    "anonymous": false,
+    "inputs": [
       {
-        indexed: true,
-        internalType: "address",
-        name: "user",
-        type: "address",
+        "indexed": true,
+        "internalType": "address",
+        "name": "user",
+        "type": "address"
       },
       {
-        indexed: false,
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
     ],
-    name: "RefundCredited",
-    type: "event",
+    "name": "RefundCredited",
+    "type": "event"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
     ],
-    name: "balanceOf",
-    outputs: [
+    "name": "balanceOf",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "claim",
-    outputs: [
+    "inputs": [],
+    "name": "claim",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        internalType: "address",
-        name: "to",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      }
     ],
-    name: "claimTo",
-    outputs: [
+    "name": "claimTo",
+    "outputs": [
       {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
     ],
-    stateMutability: "nonpayable",
-    type: "function",
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "sessionRouter",
-    outputs: [
+    "inputs": [],
+    "name": "sessionRouter",
+    "outputs": [
       {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
+    "stateMutability": "view",
+    "type": "function"
   },
   {
-    inputs: [
+    "inputs": [
       {
-        components: [
+        "components": [
           {
-            internalType: "address",
-            name: "provider",
-            type: "address",
+            "internalType": "address",
+            "name": "provider",
+            "type": "address"
           },
           {
-            internalType: "uint256",
-            name: "providerAmount",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "providerAmount",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "royaltyRecipient",
-            type: "address",
+            "internalType": "address",
+            "name": "royaltyRecipient",
+            "type": "address"
           },
           {
-            internalType: "uint256",
-            name: "royaltyAmount",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "royaltyAmount",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "treasury",
-            type: "address",
+            "internalType": "address",
+            "name": "treasury",
+            "type": "address"
           },
           {
-            internalType: "uint256",
-            name: "feeAmount",
-            type: "uint256",
+            "internalType": "uint256",
+            "name": "feeAmount",
+            "type": "uint256"
           },
           {
-            internalType: "address",
-            name: "user",
-            type: "address",
+            "internalType": "address",
+            "name": "user",
+            "type": "address"
           },
           {
-            internalType: "uint256",
-            name: "refund",
-            type: "uint256",
-          },
+            "internalType": "uint256",
+            "name": "refund",
+            "type": "uint256"
+          }
         ],
-        internalType: "struct IEscrow.Payout",
-        name: "payout",
-        type: "tuple",
-      },
+        "internalType": "struct IEscrow.Payout",
+        "name": "payout",
+        "type": "tuple"
+      }
     ],
-    name: "settle",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
+    "name": "settle",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
   },
   {
-    inputs: [],
-    name: "token",
-    outputs: [
+    "inputs": [],
+    "name": "token",
+    "outputs": [
       {
-        internalType: "contract IERC20",
-        name: "",
-        type: "address",
-      },
+        "internalType": "contract IERC20",
+        "name": "",
+        "type": "address"
+      }
     ],
-    stateMutability: "view",
-    type: "function",
-  },
+    "stateMutability": "view",
+    "type": "function"
+  }
 ] as const;

@@ -64,7 +64,10 @@ export function parseDeployedAddresses(raw: unknown, source = "deployment"): Mar
   for (const [field, ids] of Object.entries(FUTURE_IDS) as [keyof MarketAddresses, readonly string[]][]) {
     const value = ids.map((id) => byFutureId.get(id)).find((candidate) => candidate !== undefined);
     if (typeof value !== "string" || !isAddress(value)) {
-      throw new InvalidDeploymentError(source, `missing or malformed address for ${field} (looked for ${ids.join(", ")})`);
+      throw new InvalidDeploymentError(
+        source,
+        `missing or malformed address for ${field} (looked for ${ids.join(", ")})`,
+      );
     }
     result[field] = getAddress(value);
   }

@@ -43,21 +43,21 @@ export const sessionTypes = {
 
 export type SessionTypedDataName = keyof typeof sessionTypes;
 
-export interface SessionApproval {
+export type SessionApproval = {
   bidId: Hex;
   user: Address;
   maxDeposit: bigint;
   maxDuration: bigint;
   deadline: bigint;
   nonce: bigint;
-}
+};
 
-export interface SessionAuth {
+export type SessionAuth = {
   sessionId: Hex;
   expiresAt: bigint;
-}
+};
 
-export interface UsageReceipt {
+export type UsageReceipt = {
   sessionId: Hex;
   seq: bigint;
   inputTokens: bigint;
@@ -65,7 +65,7 @@ export interface UsageReceipt {
   requests: number;
   ttftMsAvg: number;
   tpsX1000Avg: number;
-}
+};
 
 interface MessageOf {
   SessionApproval: SessionApproval;
@@ -107,6 +107,11 @@ export function hashSessionTypedData<T extends SessionTypedDataName>(
 /** Something that signs typed data: a viem local account or a wallet client with an account. */
 export type TypedDataSigner = LocalAccount | (WalletClient & { account: Account });
 
+// A wallet client's `type` is "walletClient"; `in` cannot narrow it away, a type guard can.
+function isLocalAccount(signer: TypedDataSigner): signer is LocalAccount {
+  return signer.type === "local";
+}
+
 async function sign<T extends SessionTypedDataName>(
   signer: TypedDataSigner,
   domain: MarketDomain,
@@ -114,9 +119,8 @@ async function sign<T extends SessionTypedDataName>(
   message: MessageOf[T],
 ): Promise<Hex> {
   const data = typedData(domain, primaryType, message) as Parameters<LocalAccount["signTypedData"]>[0];
-  if ("type" in signer && signer.type === "local") return signer.signTypedData(data);
-  const client = signer as WalletClient & { account: Account };
-  return client.signTypedData({ ...data, account: client.account });
+  if (isLocalAccount(signer)) return signer.signTypedData(data);
+  return signer.signTypedData({ ...data, account: signer.account });
 }
 
 /** Recovers the address that signed `message`; throws on a malformed signature. */
@@ -126,10 +130,8 @@ export async function recoverSessionSigner<T extends SessionTypedDataName>(
   message: MessageOf[T],
   signature: Hex,
 ): Promise<Address> {
-  return recoverTypedDataAddress({
-    ...(typedData(domain, primaryType, message) as Parameters<typeof recoverTypedDataAddress>[0]),
-    signature,
-  });
+  const data = { ...typedData(domain, primaryType, message), signature };
+  return recoverTypedDataAddress(data as Parameters<typeof recoverTypedDataAddress>[0]);
 }
 
 async function verify<T extends SessionTypedDataName>(
@@ -164,5 +166,9 @@ export const verifySessionApproval = (
 ) => verify(domain, "SessionApproval", approval, signature, signers);
 export const verifySessionAuth = (domain: MarketDomain, auth: SessionAuth, signature: Hex, user: Address) =>
   verify(domain, "SessionAuth", auth, signature, [user]);
-export const verifyUsageReceipt = (domain: MarketDomain, receipt: UsageReceipt, signature: Hex, signers: readonly Address[]) =>
-  verify(domain, "UsageReceipt", receipt, signature, signers);
+export const verifyUsageReceipt = (
+  domain: MarketDomain,
+  receipt: UsageReceipt,
+  signature: Hex,
+  signers: readonly Address[],
+) => verify(domain, "UsageReceipt", receipt, signature, signers);

@@ -2,7 +2,7 @@
  * Session terms and ids, computed exactly as `SessionRouter` does, so any part of the market can
  * name a session (and check terms it was handed) without a call to the chain.
  */
-import { type Address, type Hex, encodeAbiParameters, keccak256 } from "viem";
+import { type Address, type Hex, encodeAbiParameters, getAddress, keccak256 } from "viem";
 
 /** Mirrors the Solidity `SessionTerms` struct; its hash is the session id. */
 export interface SessionTerms {
@@ -56,7 +56,7 @@ export function bidIdOf(provider: Address, modelId: Hex): Hex {
 /** The provider a bid id belongs to. */
 export function providerOfBid(bidId: Hex): Address {
   const provider = BigInt(bidId) >> 96n;
-  return `0x${provider.toString(16).padStart(40, "0")}` as Address;
+  return `0x${provider.toString(16).padStart(40, "0")}`;
 }
 
 /** A model's id: keccak256(abi.encode(owner, contentHash)) (`ModelRegistry.modelIdOf`). */

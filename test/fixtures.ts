@@ -26,6 +26,7 @@ import type {
   SessionRouter,
   Staking,
 } from "../typechain-types";
+import type { SessionOpenedEvent } from "../typechain-types/contracts/SessionRouter";
 
 export const E18 = 10n ** 18n;
 export const PARAMS = {
@@ -94,7 +95,11 @@ export async function deployMarket(): Promise<Market> {
 }
 
 /** Approves `spender` for everything `signer` holds (infinite allowance, as wallets usually do). */
-export async function approveAll(market: Market, signer: HardhatEthersSigner, spender: { getAddress(): Promise<string> }) {
+export async function approveAll(
+  market: Market,
+  signer: HardhatEthersSigner,
+  spender: { getAddress(): Promise<string> },
+) {
   await market.token.connect(signer).approve(await spender.getAddress(), ethers.MaxUint256);
 }
 
@@ -102,14 +107,23 @@ export async function approveAll(market: Market, signer: HardhatEthersSigner, sp
 export async function registerProvider(market: Market, provider = market.provider, operator = market.operator) {
   await approveAll(market, provider, market.staking);
   await market.staking.connect(provider).stake(PARAMS.providerMinStake);
-  await market.providerRegistry.connect(provider).register("http://127.0.0.1:8080", "ipfs://provider-metadata", operator.address);
+  await market.providerRegistry
+    .connect(provider)
+    .register("http://127.0.0.1:8080", "ipfs://provider-metadata", operator.address);
 }
 
 /** Stakes and registers a base model owned by `owner`; returns its id. */
-export async function registerModel(market: Market, owner = market.modelOwner, royaltyBps = 500, contentHash = CONTENT_HASH) {
+export async function registerModel(
+  market: Market,
+  owner = market.modelOwner,
+  royaltyBps = 500,
+  contentHash = CONTENT_HASH,
+) {
   await approveAll(market, owner, market.staking);
   await market.staking.connect(owner).stake(PARAMS.modelMinStake);
-  await market.modelRegistry.connect(owner).registerModel(contentHash, ethers.ZeroHash, royaltyBps, "tiny", "file://tiny.gguf", ["test"]);
+  await market.modelRegistry
+    .connect(owner)
+    .registerModel(contentHash, ethers.ZeroHash, royaltyBps, "tiny", "file://tiny.gguf", ["test"]);
   return (await market.modelRegistry.modelIdOf(owner.address, contentHash)) as Hex;
 }
 
@@ -146,7 +160,10 @@ export async function signTyped(
 let nextNonce = 1n;
 
 /** An approval for `user` on `bidId`, valid for an hour, with a fresh nonce. */
-export async function makeApproval(market: MarketWithBid, overrides: Partial<SessionApproval> = {}): Promise<SessionApproval> {
+export async function makeApproval(
+  market: MarketWithBid,
+  overrides: Partial<SessionApproval> = {},
+): Promise<SessionApproval> {
   return {
     bidId: market.bidId,
     user: market.user.address as Address,
@@ -164,16 +181,18 @@ export async function openedSession(market: Market, tx: { hash: string }) {
   for (const log of receipt!.logs) {
     const parsed = market.sessionRouter.interface.parseLog(log);
     if (parsed?.name === "SessionOpened") {
-      const t = parsed.args.terms;
+      // ethers types parsed event arguments as `any`; TypeChain's output type names them.
+      const opened = parsed.args as unknown as SessionOpenedEvent.OutputObject;
+      const t = opened.terms;
       const terms: SessionTerms = {
-        user: t.user,
-        provider: t.provider,
-        modelId: t.modelId,
+        user: t.user as Address,
+        provider: t.provider as Address,
+        modelId: t.modelId as Hex,
         nonce: t.nonce,
         pricePerSecond: t.pricePerSecond,
         pricePerInputToken: t.pricePerInputToken,
         pricePerOutputToken: t.pricePerOutputToken,
-        royaltyRecipient: t.royaltyRecipient,
+        royaltyRecipient: t.royaltyRecipient as Address,
         royaltyBps: Number(t.royaltyBps),
         feeBps: Number(t.feeBps),
         challengeWindow: Number(t.challengeWindow),
@@ -181,14 +200,19 @@ export async function openedSession(market: Market, tx: { hash: string }) {
         openedAt: Number(t.openedAt),
         maxEndsAt: Number(t.maxEndsAt),
       };
-      return { sessionId: parsed.args.sessionId as Hex, terms, deposit: parsed.args.deposit as bigint, endsAt: Number(parsed.args.endsAt) };
+      return { sessionId: opened.sessionId as Hex, terms, deposit: opened.deposit, endsAt: Number(opened.endsAt) };
     }
   }
   throw new Error(`transaction ${tx.hash} emitted no SessionOpened`);
 }
 
 /** Opens a session as `market.user` with a provider-signed approval; returns its id and terms. */
-export async function openSession(market: MarketWithBid, deposit = 100n * E18, overrides: Partial<SessionApproval> = {}, signer = market.provider) {
+export async function openSession(
+  market: MarketWithBid,
+  deposit = 100n * E18,
+  overrides: Partial<SessionApproval> = {},
+  signer = market.provider,
+) {
   const approval = await makeApproval(market, overrides);
   const signature = await signTyped(signer, market.domain, "SessionApproval", approval);
   const tx = await market.sessionRouter.connect(market.user).openSession(approval, signature, deposit, MAX_PRICES);
@@ -201,7 +225,7 @@ export async function signReceipt(market: Market, receipt: UsageReceipt, signer 
 }
 
 export function receiptFor(sessionId: Hex, seq: bigint, inputTokens: bigint, outputTokens: bigint): UsageReceipt {
-  return { sessionId, seq, inputTokens, outputTokens, requests: Number(seq), ttftMsAvg: 120, tpsX1000Avg: 45_000 };
+  return { sessionId, seq, inputTokens, outputTokens, requests: Number(seq < 0xffffffffn ? seq : 0xffffffffn), ttftMsAvg: 120, tpsX1000Avg: 45_000 };
 }
 
 export { emptyReceipt };

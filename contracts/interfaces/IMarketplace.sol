@@ -26,7 +26,13 @@ interface IMarketplace {
         bool active;
     }
 
-    event BidPosted(bytes32 indexed bidId, address indexed provider, bytes32 indexed modelId, Prices prices, uint256 fee);
+    event BidPosted(
+        bytes32 indexed bidId,
+        address indexed provider,
+        bytes32 indexed modelId,
+        Prices prices,
+        uint256 fee
+    );
     event BidUpdated(bytes32 indexed bidId, address indexed provider, bytes32 indexed modelId, Prices prices);
     event BidDeleted(bytes32 indexed bidId, address indexed provider, bytes32 indexed modelId);
     event BidFeeSet(uint256 bidFee);

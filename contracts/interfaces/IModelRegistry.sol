@@ -38,6 +38,7 @@ interface IModelRegistry {
     error InvalidName();
     error MetadataTooLong();
     error ModelAlreadyRegistered(bytes32 modelId);
+    error BaseModelMismatch(bytes32 modelId, bytes32 registeredBaseModelId, bytes32 baseModelId);
     error ModelNotActive(bytes32 modelId);
     error NotModelOwner(bytes32 modelId, address caller);
     error BaseModelIsAdapter(bytes32 baseModelId);
@@ -62,7 +63,8 @@ interface IModelRegistry {
     /// @notice What a session of `modelId` needs: whether it is active, who earns its royalty, and how much.
     function royaltyOf(bytes32 modelId) external view returns (bool active, address owner, uint16 royaltyBps);
 
-    /// @notice Registers a model owned by the caller (or re-activates one it deregistered).
+    /// @notice Registers a model owned by the caller (or re-activates one it deregistered, with the
+    /// same `baseModelId`: a file does not change from base model to adapter or back).
     /// @param contentHash sha256 of the GGUF file.
     /// @param baseModelId Zero for a base model; for a LoRA adapter, the active base model it adapts.
     /// @param royaltyBps Share of each session's cost paid to the owner (at most `maxRoyaltyBps`).

@@ -86,7 +86,13 @@ interface ISessionRouter {
         uint256 deposit,
         uint40 endsAt
     );
-    event SessionToppedUp(bytes32 indexed sessionId, address indexed user, uint256 amount, uint256 deposit, uint40 endsAt);
+    event SessionToppedUp(
+        bytes32 indexed sessionId,
+        address indexed user,
+        uint256 amount,
+        uint256 deposit,
+        uint40 endsAt
+    );
     /// @notice A close that waits for the challenge window (by the user without the provider's
     /// countersignature, or by a third party after `endsAt`).
     event SessionCloseRequested(
@@ -133,7 +139,7 @@ interface ISessionRouter {
     error InvalidReceipt();
     error InvalidUserSignature();
     error InvalidProviderSignature();
-    error StaleReceipt(uint64 seq, uint64 pendingSeq);
+    error ChallengeNotHigher(uint256 usageCost, uint256 closingUsageCost);
     error ReceiptMismatch();
     error ChallengeWindowOpen(uint40 challengeEndsAt);
     error ChallengeWindowClosed(uint40 challengeEndsAt);
@@ -221,9 +227,16 @@ interface ISessionRouter {
         bytes calldata providerSignature
     ) external;
 
-    /// @notice Provider or operator: settles a closing session at once with a receipt of higher `seq`.
-    function challenge(SessionTerms calldata terms, UsageReceipt calldata receipt, bytes calldata userSignature)
-        external;
+    /// @notice Provider or operator, within the challenge window: settles a closing session at once
+    /// with a user-signed receipt whose tokens cost more than those of the receipt it was closed with.
+    /// @param closingReceipt The receipt the close carried (as emitted in `SessionCloseRequested`).
+    /// @param receipt The challenger's receipt; it wins only if its token cost is strictly higher.
+    function challenge(
+        SessionTerms calldata terms,
+        UsageReceipt calldata closingReceipt,
+        UsageReceipt calldata receipt,
+        bytes calldata userSignature
+    ) external;
 
     /// @notice Anyone, after the challenge window: settles a closing session with the receipt it
     /// was closed with (as emitted in `SessionCloseRequested`).

@@ -9,9 +9,11 @@ library SessionLib {
     uint256 internal constant BPS = 10_000;
 
     bytes32 internal constant SESSION_APPROVAL_TYPEHASH = keccak256(
+        // solhint-disable-next-line max-line-length
         "SessionApproval(bytes32 bidId,address user,uint256 maxDeposit,uint64 maxDuration,uint64 deadline,uint256 nonce)"
     );
     bytes32 internal constant USAGE_RECEIPT_TYPEHASH = keccak256(
+        // solhint-disable-next-line max-line-length
         "UsageReceipt(bytes32 sessionId,uint64 seq,uint64 inputTokens,uint64 outputTokens,uint32 requests,uint32 ttftMsAvg,uint32 tpsX1000Avg)"
     );
 
@@ -22,17 +24,18 @@ library SessionLib {
     }
 
     function hashApproval(SessionApproval calldata approval) internal pure returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                SESSION_APPROVAL_TYPEHASH,
-                approval.bidId,
-                approval.user,
-                approval.maxDeposit,
-                approval.maxDuration,
-                approval.deadline,
-                approval.nonce
-            )
-        );
+        return
+            keccak256(
+                abi.encode(
+                    SESSION_APPROVAL_TYPEHASH,
+                    approval.bidId,
+                    approval.user,
+                    approval.maxDeposit,
+                    approval.maxDuration,
+                    approval.deadline,
+                    approval.nonce
+                )
+            );
     }
 
     function hashReceipt(UsageReceipt calldata receipt) internal pure returns (bytes32) {
@@ -47,24 +50,30 @@ library SessionLib {
     }
 
     /// @dev Prices are at most 2^80 (Marketplace), seconds at most 2^40, tokens at most 2^64: no overflow.
-    function cost(SessionTerms calldata terms, uint256 elapsedSeconds, UsageReceipt calldata receipt, uint256 deposit)
-        internal
-        pure
-        returns (uint256 total)
-    {
-        total = elapsedSeconds * terms.pricePerSecond + uint256(receipt.inputTokens) * terms.pricePerInputToken
-            + uint256(receipt.outputTokens) * terms.pricePerOutputToken;
+    function cost(
+        SessionTerms calldata terms,
+        uint256 elapsedSeconds,
+        UsageReceipt calldata receipt,
+        uint256 deposit
+    ) internal pure returns (uint256 total) {
+        total = elapsedSeconds * terms.pricePerSecond + usageCost(terms, receipt);
         if (total > deposit) total = deposit;
     }
 
+    /// @dev What a receipt's tokens cost, before the time component and the deposit cap.
+    function usageCost(SessionTerms calldata terms, UsageReceipt calldata receipt) internal pure returns (uint256) {
+        return
+            uint256(receipt.inputTokens) * terms.pricePerInputToken +
+            uint256(receipt.outputTokens) * terms.pricePerOutputToken;
+    }
+
     /// @dev Fee and royalty round down; the provider takes the remainder, so the parts sum to `total` exactly.
-    function split(SessionTerms calldata terms, uint256 total)
-        internal
-        pure
-        returns (uint256 providerAmount, uint256 royaltyAmount, uint256 feeAmount)
-    {
-        feeAmount = total * terms.feeBps / BPS;
-        royaltyAmount = total * terms.royaltyBps / BPS;
+    function split(
+        SessionTerms calldata terms,
+        uint256 total
+    ) internal pure returns (uint256 providerAmount, uint256 royaltyAmount, uint256 feeAmount) {
+        feeAmount = (total * terms.feeBps) / BPS;
+        royaltyAmount = (total * terms.royaltyBps) / BPS;
         providerAmount = total - feeAmount - royaltyAmount;
     }
 }

@@ -1,7 +1,7 @@
-import type { IgnitionModuleBuilder } from "@nomicfoundation/ignition-core";
+import type { CallableContractFuture, IgnitionModuleBuilder } from "@nomicfoundation/ignition-core";
 
-type ContractFuture = ReturnType<IgnitionModuleBuilder["contract"]>;
-type TokenFuture = ContractFuture | ReturnType<IgnitionModuleBuilder["contractAt"]>;
+/** The token: deployed here (`m.contract`) or existing (`m.contractAt`), by artifact name or ABI. */
+type TokenFuture = CallableContractFuture<string>;
 
 /**
  * Deploys and wires the market around an existing token. Shared by `InferenceMarket` (a real

@@ -1,0 +1,407 @@
+/**
+ * protocol/ against the contracts: the generated ABIs are current, the EIP-712 types are the
+ * contract's (the contract accepts what viem signs with them), and the off-chain ids and
+ * arithmetic equal the contract's.
+ */
+import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import hre, { ethers } from "hardhat";
+import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
+import { anyValue } from "@nomicfoundation/hardhat-chai-matchers/withArgs";
+import { type Address, type Hex, type LocalAccount, domainSeparator, getAddress, keccak256, toHex } from "viem";
+import { mnemonicToAccount } from "viem/accounts";
+import { ABIS_FILE, renderAbis } from "../scripts/generate-abis";
+import {
+  type SessionTerms,
+  type UsageReceipt,
+  bidIdOf,
+  marketDomain,
+  modelIdOf,
+  providerOfBid,
+  recoverSessionSigner,
+  sessionCost,
+  sessionIdOf,
+  sessionTypes,
+  signSessionApproval,
+  signSessionAuth,
+  signUsageReceipt,
+  splitCost,
+  verifySessionApproval,
+  verifySessionAuth,
+  verifyUsageReceipt,
+} from "../protocol";
+import {
+  E18,
+  MAX_PRICES,
+  type MarketWithBid,
+  emptyReceipt,
+  makeApproval,
+  marketWithBid,
+  openSession,
+  openedSession,
+  receiptFor,
+  signReceipt,
+} from "./fixtures";
+
+const SESSION_LIB = join(__dirname, "..", "contracts", "libraries", "SessionLib.sol");
+
+/** EIP-712 `encodeType` of a struct with no nested struct types: `Name(type1 name1,type2 name2)`. */
+function encodeType(name: keyof typeof sessionTypes): string {
+  return `${name}(${sessionTypes[name].map((field) => `${field.type} ${field.name}`).join(",")})`;
+}
+
+/** The type strings SessionLib.sol hashes into its `*_TYPEHASH` constants, read from the source. */
+function solidityTypeStrings(): Map<string, string> {
+  const source = readFileSync(SESSION_LIB, "utf8");
+  const strings = new Map<string, string>();
+  for (const match of source.matchAll(/"((\w+)\([^"]*\))"/g)) strings.set(match[2], match[1]);
+  return strings;
+}
+
+/** A seeded, deterministic source of random bits: keccak256 of a counter. */
+function randomBits(seed: string) {
+  let counter = 0;
+  return (bits: number): bigint => BigInt(keccak256(toHex(`${seed}:${counter++}`))) >> BigInt(256 - bits);
+}
+
+const hex32 = (value: bigint): Hex => `0x${value.toString(16).padStart(64, "0")}`;
+const address = (value: bigint): Address => getAddress(`0x${value.toString(16).padStart(40, "0")}`);
+
+/** viem accounts for the fixture's signers, derived from Hardhat's mnemonic. */
+function viemAccounts(market: MarketWithBid) {
+  const accounts = hre.network.config.accounts;
+  if (typeof accounts !== "object" || Array.isArray(accounts) || !("mnemonic" in accounts)) {
+    throw new Error("the hardhat network is expected to use Hardhat's default HD accounts");
+  }
+  const at = (addressIndex: number) => mnemonicToAccount(accounts.mnemonic, { addressIndex });
+  const [provider, operator, user] = [at(2), at(3), at(5)];
+  // The fixture's roles are accounts 2 (provider), 3 (operator) and 5 (user).
+  expect([provider.address, operator.address, user.address]).to.deep.equal([
+    market.provider.address,
+    market.operator.address,
+    market.user.address,
+  ]);
+  return { provider, operator, user };
+}
+
+async function marketWithViemAccounts() {
+  const market = await marketWithBid();
+  return { market, accounts: viemAccounts(market) };
+}
+
+/** Opens a session with an approval that viem signed as `signer`. */
+async function openWithViemApproval(market: MarketWithBid, signer: LocalAccount, deposit = 100n * E18) {
+  const approval = await makeApproval(market);
+  const signature = await signSessionApproval(signer, market.domain, approval);
+  const tx = await market.sessionRouter.connect(market.user).openSession(approval, signature, deposit, MAX_PRICES);
+  return { ...(await openedSession(market, tx)), approval, signature, tx };
+}
+
+function receiptArgs(receipt: UsageReceipt) {
+  return [
+    receipt.sessionId,
+    receipt.seq,
+    receipt.inputTokens,
+    receipt.outputTokens,
+    receipt.requests,
+    receipt.ttftMsAvg,
+    receipt.tpsX1000Avg,
+  ];
+}
+
+describe("protocol/", function () {
+  describe("generated ABIs", function () {
+    it("protocol/abis.ts is what scripts/generate-abis.ts renders from the current artifacts", function () {
+      const current = readFileSync(ABIS_FILE, "utf8");
+      expect(current === renderAbis(), "protocol/abis.ts is stale: run `npm run compile`").to.equal(true);
+    });
+  });
+
+  describe("EIP-712 types", function () {
+    it("SessionApproval and UsageReceipt are the type strings SessionLib.sol hashes", function () {
+      const solidity = solidityTypeStrings();
+      for (const name of ["SessionApproval", "UsageReceipt"] as const) {
+        const fromSolidity = solidity.get(name);
+        expect(fromSolidity, `SessionLib.sol has no ${name} type string`).to.be.a("string");
+        expect(encodeType(name)).to.equal(fromSolidity);
+        expect(keccak256(toHex(encodeType(name)))).to.equal(keccak256(toHex(fromSolidity!)));
+      }
+    });
+
+    it("SessionAuth, which only the agent checks, is the type in the design", function () {
+      expect(encodeType("SessionAuth")).to.equal("SessionAuth(bytes32 sessionId,uint64 expiresAt)");
+    });
+
+    it("marketDomain is the router's EIP-712 domain", async function () {
+      const { market } = await loadFixture(marketWithViemAccounts);
+      const { chainId } = await ethers.provider.getNetwork();
+      const domain = marketDomain(chainId, (await market.sessionRouter.getAddress()) as Address);
+      expect(domain).to.deep.equal(market.domain);
+      expect(domainSeparator({ domain })).to.equal(await market.sessionRouter.domainSeparator());
+    });
+
+    it("the router opens a session on an approval viem signed as the provider", async function () {
+      const { market, accounts } = await loadFixture(marketWithViemAccounts);
+      const approval = await makeApproval(market);
+      const signature = await signSessionApproval(accounts.provider, market.domain, approval);
+      await expect(
+        market.sessionRouter.connect(market.user).openSession(approval, signature, 100n * E18, MAX_PRICES),
+      ).to.emit(market.sessionRouter, "SessionOpened");
+      expect(await market.sessionRouter.isApprovalNonceUsed(market.provider.address, approval.nonce)).to.equal(true);
+    });
+
+    it("the router opens a session on an approval viem signed as the operator", async function () {
+      const { market, accounts } = await loadFixture(marketWithViemAccounts);
+      const { sessionId } = await openWithViemApproval(market, accounts.operator);
+      expect((await market.sessionRouter.getSessionState(sessionId)).status).to.equal(1n);
+    });
+
+    it("the router refuses an approval signed for another chain", async function () {
+      const { market, accounts } = await loadFixture(marketWithViemAccounts);
+      const approval = await makeApproval(market);
+      const signature = await signSessionApproval(
+        accounts.provider,
+        { ...market.domain, chainId: market.domain.chainId + 1 },
+        approval,
+      );
+      await expect(market.sessionRouter.connect(market.user).openSession(approval, signature, 100n * E18, MAX_PRICES))
+        .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
+        .withArgs(market.provider.address);
+    });
+
+    it("the router settles on a receipt viem signed as the user, closed by the provider", async function () {
+      const { market, accounts } = await loadFixture(marketWithViemAccounts);
+      const { sessionId, terms } = await openWithViemApproval(market, accounts.provider);
+      const receipt = receiptFor(sessionId, 3n, 1_000n, 500n);
+      const userSignature = await signUsageReceipt(accounts.user, market.domain, receipt);
+      await expect(market.sessionRouter.connect(market.provider).closeSession(terms, receipt, userSignature, "0x"))
+        .to.emit(market.sessionRouter, "SessionSettled")
+        .withArgs(
+          sessionId,
+          market.user.address,
+          market.provider.address,
+          anyValue,
+          receiptArgs(receipt),
+          market.provider.address,
+          false,
+        );
+    });
+
+    it("the router settles a cooperative close at once: user and operator signatures by viem", async function () {
+      const { market, accounts } = await loadFixture(marketWithViemAccounts);
+      const { sessionId, terms } = await openWithViemApproval(market, accounts.provider);
+      const receipt = receiptFor(sessionId, 2n, 10n, 20n);
+      const userSignature = await signUsageReceipt(accounts.user, market.domain, receipt);
+      const operatorSignature = await signUsageReceipt(accounts.operator, market.domain, receipt);
+      await expect(
+        market.sessionRouter.connect(market.user).closeSession(terms, receipt, userSignature, operatorSignature),
+      )
+        .to.emit(market.sessionRouter, "SessionSettled")
+        .withArgs(
+          sessionId,
+          market.user.address,
+          market.provider.address,
+          anyValue,
+          receiptArgs(receipt),
+          market.user.address,
+          false,
+        );
+    });
+
+    it("the router refuses a receipt whose viem signature covers other numbers", async function () {
+      const { market, accounts } = await loadFixture(marketWithViemAccounts);
+      const { sessionId, terms } = await openWithViemApproval(market, accounts.provider);
+      const signed = receiptFor(sessionId, 3n, 1_000n, 500n);
+      const userSignature = await signUsageReceipt(accounts.user, market.domain, signed);
+      const inflated = { ...signed, outputTokens: signed.outputTokens * 10n };
+      await expect(
+        market.sessionRouter.connect(market.provider).closeSession(terms, inflated, userSignature, "0x"),
+      ).to.be.revertedWithCustomError(market.sessionRouter, "InvalidUserSignature");
+    });
+  });
+
+  describe("sign, recover and verify helpers", function () {
+    it("verify the genuine signer and reject a tampered message, a wrong signer and garbage signatures", async function () {
+      const { market, accounts } = await loadFixture(marketWithViemAccounts);
+      const { domain } = market;
+      const receipt = receiptFor(hex32(7n), 4n, 100n, 200n);
+      const signature = await signUsageReceipt(accounts.user, domain, receipt);
+      expect(await recoverSessionSigner(domain, "UsageReceipt", receipt, signature)).to.equal(accounts.user.address);
+      expect(await verifyUsageReceipt(domain, receipt, signature, [accounts.user.address])).to.equal(true);
+      // Addresses compare without regard to case.
+      expect(
+        await verifyUsageReceipt(domain, receipt, signature, [accounts.user.address.toLowerCase() as Address]),
+      ).to.equal(true);
+      expect(await verifyUsageReceipt(domain, { ...receipt, seq: 5n }, signature, [accounts.user.address])).to.equal(
+        false,
+      );
+      expect(await verifyUsageReceipt({ ...domain, chainId: 1 }, receipt, signature, [accounts.user.address])).to.equal(
+        false,
+      );
+      expect(await verifyUsageReceipt(domain, receipt, signature, [accounts.provider.address])).to.equal(false);
+      expect(await verifyUsageReceipt(domain, receipt, signature, [])).to.equal(false);
+      for (const garbage of ["0x", "0x1234", `0x${"00".repeat(65)}`, `0x${"ff".repeat(65)}`] as Hex[]) {
+        expect(await verifyUsageReceipt(domain, receipt, garbage, [accounts.user.address]), garbage).to.equal(false);
+      }
+
+      const approval = await makeApproval(market);
+      const approvalSignature = await signSessionApproval(accounts.operator, domain, approval);
+      const signers = [accounts.provider.address, accounts.operator.address];
+      expect(await verifySessionApproval(domain, approval, approvalSignature, signers)).to.equal(true);
+      expect(
+        await verifySessionApproval(
+          domain,
+          { ...approval, maxDeposit: approval.maxDeposit + 1n },
+          approvalSignature,
+          signers,
+        ),
+      ).to.equal(false);
+      expect(await verifySessionApproval(domain, approval, "0xdeadbeef", signers)).to.equal(false);
+
+      const auth = { sessionId: hex32(9n), expiresAt: 1_900_000_000n };
+      const authSignature = await signSessionAuth(accounts.user, domain, auth);
+      expect(await verifySessionAuth(domain, auth, authSignature, accounts.user.address)).to.equal(true);
+      expect(
+        await verifySessionAuth(
+          domain,
+          { ...auth, expiresAt: auth.expiresAt + 1n },
+          authSignature,
+          accounts.user.address,
+        ),
+      ).to.equal(false);
+      expect(await verifySessionAuth(domain, auth, authSignature, accounts.provider.address)).to.equal(false);
+      expect(await verifySessionAuth(domain, auth, "0x00", accounts.user.address)).to.equal(false);
+    });
+
+    it("emptyReceipt is the all-zero receipt the router takes without a signature", async function () {
+      const { market } = await loadFixture(marketWithViemAccounts);
+      const { sessionId, terms } = await openSession(market);
+      const receipt = emptyReceipt(sessionId);
+      expect(receipt).to.deep.equal({
+        sessionId,
+        seq: 0n,
+        inputTokens: 0n,
+        outputTokens: 0n,
+        requests: 0,
+        ttftMsAvg: 0,
+        tpsX1000Avg: 0,
+      });
+      await expect(market.sessionRouter.connect(market.provider).closeSession(terms, receipt, "0x", "0x")).to.emit(
+        market.sessionRouter,
+        "SessionSettled",
+      );
+    });
+  });
+
+  describe("ids", function () {
+    it("sessionIdOf is the id the router gave an opened session", async function () {
+      const { market } = await loadFixture(marketWithViemAccounts);
+      const { sessionId, terms } = await openSession(market);
+      expect(sessionIdOf(terms)).to.equal(sessionId);
+      expect(await market.sessionRouter.sessionIdOf(terms)).to.equal(sessionId);
+    });
+
+    it("sessionIdOf equals the router's sessionIdOf for random terms", async function () {
+      const { market } = await loadFixture(marketWithViemAccounts);
+      const random = randomBits("session-terms");
+      for (let i = 0; i < 25; i++) {
+        const terms: SessionTerms = {
+          user: address(random(160)),
+          provider: address(random(160)),
+          modelId: hex32(random(256)),
+          nonce: random(256),
+          pricePerSecond: random(256),
+          pricePerInputToken: random(80),
+          pricePerOutputToken: random(i % 2 === 0 ? 256 : 1),
+          royaltyRecipient: address(random(160)),
+          royaltyBps: Number(random(16)),
+          feeBps: Number(random(16)),
+          challengeWindow: Number(random(32)),
+          maxDeposit: random(96),
+          openedAt: Number(random(40)),
+          maxEndsAt: Number(random(40)),
+        };
+        expect(sessionIdOf(terms), `terms #${i}`).to.equal(await market.sessionRouter.sessionIdOf(terms));
+      }
+    });
+
+    it("bidIdOf, providerOfBid and modelIdOf equal the contracts' for the fixture and random inputs", async function () {
+      const { market } = await loadFixture(marketWithViemAccounts);
+      const provider = market.provider.address as Address;
+      expect(bidIdOf(provider, market.modelId)).to.equal(market.bidId);
+      expect(getAddress(providerOfBid(market.bidId))).to.equal(provider);
+      const random = randomBits("ids");
+      for (let i = 0; i < 25; i++) {
+        const account = address(random(160));
+        const hash = hex32(random(256));
+        const modelId = modelIdOf(account, hash);
+        expect(modelId).to.equal(await market.modelRegistry.modelIdOf(account, hash));
+        const bidId = bidIdOf(account, modelId);
+        expect(bidId).to.equal(await market.marketplace.bidIdOf(account, modelId));
+        expect(getAddress(providerOfBid(bidId))).to.equal(await market.marketplace.providerOf(bidId));
+        expect(getAddress(providerOfBid(bidId))).to.equal(account);
+      }
+    });
+  });
+
+  describe("sessionCost and splitCost", function () {
+    async function settle(
+      market: MarketWithBid,
+      deposit: bigint,
+      secondsOpen: number,
+      receiptTokens: [bigint, bigint],
+    ) {
+      const { sessionId, terms, endsAt } = await openSession(market, deposit);
+      const closedAt = terms.openedAt + secondsOpen;
+      await time.setNextBlockTimestamp(closedAt);
+      const receipt = receiptFor(sessionId, 1n, ...receiptTokens);
+      const userSignature = await signReceipt(market, receipt);
+      const elapsed = BigInt(Math.min(closedAt, endsAt) - terms.openedAt);
+      const cost = sessionCost(
+        terms,
+        elapsed,
+        { inputTokens: receipt.inputTokens, outputTokens: receipt.outputTokens },
+        deposit,
+      );
+      const { providerAmount, royaltyAmount, feeAmount } = splitCost(terms, cost);
+      const tx = market.sessionRouter.connect(market.provider).closeSession(terms, receipt, userSignature, "0x");
+      await expect(tx)
+        .to.emit(market.sessionRouter, "SessionSettled")
+        .withArgs(
+          sessionId,
+          market.user.address,
+          market.provider.address,
+          [cost, providerAmount, royaltyAmount, feeAmount, deposit - cost, elapsed],
+          receiptArgs(receipt),
+          market.provider.address,
+          false,
+        );
+      return { terms, cost, elapsed, providerAmount, royaltyAmount, feeAmount };
+    }
+
+    it("price time and tokens as the router did, and split it into its fee, royalty and provider parts", async function () {
+      const { market } = await loadFixture(marketWithViemAccounts);
+      const result = await settle(market, 100n * E18, 600, [1_234n, 567n]);
+      // 600 s × 1e12 + 1,234 × 1e9 + 567 × 4e9, split 2.5% fee and 5% royalty.
+      expect(result.elapsed).to.equal(600n);
+      expect(result.cost).to.equal(600n * 10n ** 12n + 1_234n * 10n ** 9n + 567n * 4n * 10n ** 9n);
+      expect(result.feeAmount).to.equal((result.cost * 250n) / 10_000n);
+      expect(result.royaltyAmount).to.equal((result.cost * 500n) / 10_000n);
+      expect(result.providerAmount + result.royaltyAmount + result.feeAmount).to.equal(result.cost);
+    });
+
+    it("cap the cost at the deposit and time at the session's end, as the router did", async function () {
+      const { market } = await loadFixture(marketWithViemAccounts);
+      // 1 token buys 1e6 s; the approval caps the session at 3,600 s; the receipt asks far more than the deposit.
+      const result = await settle(market, E18, 7_200, [0n, 10n ** 9n]);
+      expect(result.elapsed).to.equal(3_600n);
+      expect(result.cost).to.equal(E18);
+    });
+
+    it("round fee and royalty down and leave the remainder to the provider", function () {
+      const split = splitCost({ feeBps: 250, royaltyBps: 500 }, 399n);
+      expect(split).to.deep.equal({ feeAmount: 9n, royaltyAmount: 19n, providerAmount: 371n });
+    });
+  });
+});
