@@ -7,7 +7,7 @@ const SOLC_VERSION = "0.8.28";
 
 // Hardhat downloads its compiler from the internet; this machine (and CI) cannot reach it.
 // The `solc` npm package ships the same compiler as WebAssembly, pinned to SOLC_VERSION.
-subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string }) => {
+subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, (args: { solcVersion: string }) => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- solc has no ESM entry
   const solc = require("solc") as { version(): string };
   const bundled = solc.version().replace(/\.Emscripten\.clang$/, "");
@@ -17,12 +17,12 @@ subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string
         `pin "solc" to exactly ${SOLC_VERSION} in package.json`,
     );
   }
-  return {
+  return Promise.resolve({
     compilerPath: require.resolve("solc/soljson.js"),
     isSolcJs: true,
     version: args.solcVersion,
     longVersion: bundled,
-  };
+  });
 });
 
 const privateKey = process.env.DEPLOYER_PRIVATE_KEY;
@@ -34,7 +34,7 @@ const config: HardhatUserConfig = {
     settings: {
       evmVersion: "cancun",
       viaIR: true,
-      optimizer: { enabled: true, runs: 10_000 },
+      optimizer: { enabled: true, runs: 1_000_000 },
     },
   },
   networks: {

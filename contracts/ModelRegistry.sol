@@ -10,9 +10,13 @@ import {IStaking} from "./interfaces/IStaking.sol";
 contract ModelRegistry is IModelRegistry, AccessControl {
     /// @notice No governance can let a model take more than half of a session's cost.
     uint16 public constant ROYALTY_CAP_BPS = 5_000;
+    /// @notice Longest model name, in bytes.
     uint256 public constant MAX_NAME_LENGTH = 128;
+    /// @notice Longest model URI, in bytes.
     uint256 public constant MAX_URI_LENGTH = 2048;
+    /// @notice Most tags a model may carry.
     uint256 public constant MAX_TAGS = 16;
+    /// @notice Longest tag, in bytes.
     uint256 public constant MAX_TAG_LENGTH = 64;
 
     /* STORAGE */

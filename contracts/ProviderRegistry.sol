@@ -9,7 +9,9 @@ import {IStaking} from "./interfaces/IStaking.sol";
 /// @title ProviderRegistry
 /// @notice See {IProviderRegistry}.
 contract ProviderRegistry is IProviderRegistry, AccessControl {
+    /// @notice Longest endpoint URL, in bytes.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+    /// @notice Longest metadata URI, in bytes.
     uint256 public constant MAX_METADATA_URI_LENGTH = 2048;
 
     /* STORAGE */

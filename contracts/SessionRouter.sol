@@ -33,10 +33,15 @@ import {SessionLib} from "./libraries/SessionLib.sol";
 contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
+    /// @notice The highest protocol fee governance may set (10%).
     uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
+    /// @notice The shortest `maxSessionDuration` governance may set.
     uint64 public constant MIN_MAX_SESSION_DURATION = 1 hours;
+    /// @notice The longest `maxSessionDuration` governance may set.
     uint64 public constant MAX_MAX_SESSION_DURATION = 365 days;
+    /// @notice The shortest challenge window governance may set.
     uint32 public constant MIN_CHALLENGE_WINDOW = 1 minutes;
+    /// @notice The longest challenge window governance may set.
     uint32 public constant MAX_CHALLENGE_WINDOW = 7 days;
 
     /// @dev The parameters `openSession` reads, packed into one slot.

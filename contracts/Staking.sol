@@ -12,6 +12,7 @@ import {IStaking} from "./interfaces/IStaking.sol";
 contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
+    /// @notice The longest unbonding period governance may set.
     uint64 public constant MAX_UNBONDING_PERIOD = 90 days;
 
     /* STORAGE */

@@ -1974,6 +1974,27 @@ export const modelRegistryAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "registeredBaseModelId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "baseModelId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "BaseModelMismatch",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "InvalidName",
     "type": "error"
@@ -3667,6 +3688,22 @@ export const sessionRouterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "usageCost",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "closingUsageCost",
+        "type": "uint256"
+      }
+    ],
+    "name": "ChallengeNotHigher",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint40",
         "name": "challengeEndsAt",
         "type": "uint40"
@@ -3951,22 +3988,6 @@ export const sessionRouterAbi = [
       }
     ],
     "name": "SessionNotOpen",
-    "type": "error"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "uint64",
-        "name": "seq",
-        "type": "uint64"
-      },
-      {
-        "internalType": "uint64",
-        "name": "pendingSeq",
-        "type": "uint64"
-      }
-    ],
-    "name": "StaleReceipt",
     "type": "error"
   },
   {
@@ -4628,6 +4649,48 @@ export const sessionRouterAbi = [
         ],
         "internalType": "struct SessionTerms",
         "name": "terms",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "sessionId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "seq",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint64",
+            "name": "inputTokens",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint64",
+            "name": "outputTokens",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "requests",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "ttftMsAvg",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "tpsX1000Avg",
+            "type": "uint32"
+          }
+        ],
+        "internalType": "struct UsageReceipt",
+        "name": "closingReceipt",
         "type": "tuple"
       },
       {

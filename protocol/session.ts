@@ -56,7 +56,7 @@ export function bidIdOf(provider: Address, modelId: Hex): Hex {
 /** The provider a bid id belongs to. */
 export function providerOfBid(bidId: Hex): Address {
   const provider = BigInt(bidId) >> 96n;
-  return `0x${provider.toString(16).padStart(40, "0")}`;
+  return getAddress(`0x${provider.toString(16).padStart(40, "0")}`);
 }
 
 /** A model's id: keccak256(abi.encode(owner, contentHash)) (`ModelRegistry.modelIdOf`). */

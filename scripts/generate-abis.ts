@@ -23,7 +23,7 @@ function artifactPath(name: string): string {
 }
 
 function exportName(name: string): string {
-  return `${name[0]!.toLowerCase()}${name.slice(1)}Abi`;
+  return `${name[0].toLowerCase()}${name.slice(1)}Abi`;
 }
 
 export function renderAbis(): string {

@@ -24,7 +24,7 @@ async function walletMarket() {
   const market = await deployMarket();
   const [walletOwner, userOwner] = market.others;
   const deploy = async (owner: typeof walletOwner) =>
-    (await (await ethers.getContractFactory("SmartWallet")).deploy(owner!.address)) as unknown as SmartWallet;
+    (await (await ethers.getContractFactory("SmartWallet")).deploy(owner.address)) as unknown as SmartWallet;
   const providerWallet = await deploy(walletOwner);
   const userWallet = await deploy(userOwner);
   const { token, staking, providerRegistry, marketplace, sessionRouter } = market;
@@ -32,7 +32,7 @@ async function walletMarket() {
   // The provider is a contract: it stakes, registers and bids through its owner.
   const providerAddress = (await providerWallet.getAddress()) as Address;
   await token.mint(providerAddress, 1_000n * E18);
-  const asProvider = providerWallet.connect(walletOwner!);
+  const asProvider = providerWallet.connect(walletOwner);
   await asProvider.approve(await token.getAddress(), await staking.getAddress(), ethers.MaxUint256);
   await asProvider.approve(await token.getAddress(), await marketplace.getAddress(), ethers.MaxUint256);
   await asProvider.execute(
@@ -52,13 +52,13 @@ async function walletMarket() {
   const userAddress = (await userWallet.getAddress()) as Address;
   await token.mint(userAddress, 1_000n * E18);
   await userWallet
-    .connect(userOwner!)
+    .connect(userOwner)
     .approve(await token.getAddress(), await sessionRouter.getAddress(), ethers.MaxUint256);
 
   return {
     ...market,
-    walletOwner: walletOwner!,
-    userOwner: userOwner!,
+    walletOwner: walletOwner,
+    userOwner: userOwner,
     providerWallet,
     userWallet,
     providerAddress,

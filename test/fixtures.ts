@@ -68,7 +68,7 @@ export interface Market {
 export async function deployMarket(): Promise<Market> {
   const [governance, treasury, provider, operator, modelOwner, user, stranger, ...others] = await ethers.getSigners();
   const deployed = await ignition.deploy(LocalMarketModule, {
-    parameters: { LocalMarket: { treasury: treasury!.address } },
+    parameters: { LocalMarket: { treasury: treasury.address } },
   });
   const at = async <T>(name: string, contract: { getAddress(): Promise<string> }) =>
     (await ethers.getContractAt(name, await contract.getAddress())) as unknown as T;
@@ -82,13 +82,13 @@ export async function deployMarket(): Promise<Market> {
     marketplace: await at<Marketplace>("Marketplace", deployed.marketplace),
     sessionRouter,
     escrow: await at<Escrow>("Escrow", deployed.escrow),
-    governance: governance!,
-    treasury: treasury!,
-    provider: provider!,
-    operator: operator!,
-    modelOwner: modelOwner!,
-    user: user!,
-    stranger: stranger!,
+    governance: governance,
+    treasury: treasury,
+    provider: provider,
+    operator: operator,
+    modelOwner: modelOwner,
+    user: user,
+    stranger: stranger,
     others,
     domain: marketDomain(chainId, (await sessionRouter.getAddress()) as Address),
   };
@@ -225,7 +225,15 @@ export async function signReceipt(market: Market, receipt: UsageReceipt, signer 
 }
 
 export function receiptFor(sessionId: Hex, seq: bigint, inputTokens: bigint, outputTokens: bigint): UsageReceipt {
-  return { sessionId, seq, inputTokens, outputTokens, requests: Number(seq < 0xffffffffn ? seq : 0xffffffffn), ttftMsAvg: 120, tpsX1000Avg: 45_000 };
+  return {
+    sessionId,
+    seq,
+    inputTokens,
+    outputTokens,
+    requests: Number(seq < 0xffffffffn ? seq : 0xffffffffn),
+    ttftMsAvg: 120,
+    tpsX1000Avg: 45_000,
+  };
 }
 
 export { emptyReceipt };

@@ -19,6 +19,7 @@ interface IEscrow {
         uint256 refund;
     }
 
+    /// @notice `account` claimed its whole balance, `amount`, to `to`.
     event Claimed(address indexed account, address indexed to, uint256 amount);
     /// @notice A refund the token refused to transfer, kept as a claimable balance of the user.
     event RefundCredited(address indexed user, uint256 amount);

@@ -26,6 +26,7 @@ interface IMarketplace {
         bool active;
     }
 
+    /// @notice A provider posted a bid and paid `fee`.
     event BidPosted(
         bytes32 indexed bidId,
         address indexed provider,
@@ -33,9 +34,13 @@ interface IMarketplace {
         Prices prices,
         uint256 fee
     );
+    /// @notice A provider changed its bid's prices (no fee; open sessions keep theirs).
     event BidUpdated(bytes32 indexed bidId, address indexed provider, bytes32 indexed modelId, Prices prices);
+    /// @notice A provider withdrew its bid.
     event BidDeleted(bytes32 indexed bidId, address indexed provider, bytes32 indexed modelId);
+    /// @notice Governance set the bid fee.
     event BidFeeSet(uint256 bidFee);
+    /// @notice Governance set the receiver of fees.
     event TreasurySet(address indexed treasury);
 
     error ZeroAddress();

@@ -18,6 +18,7 @@ interface IModelRegistry {
         bytes32 baseModelId;
     }
 
+    /// @notice A model (or LoRA adapter, when `baseModelId` is non-zero) was registered or re-activated.
     event ModelRegistered(
         bytes32 indexed modelId,
         address indexed owner,
@@ -28,9 +29,13 @@ interface IModelRegistry {
         string uri,
         string[] tags
     );
+    /// @notice A model's royalty and metadata changed.
     event ModelUpdated(bytes32 indexed modelId, uint16 royaltyBps, string name, string uri, string[] tags);
+    /// @notice A model left the market; its bids stop matching.
     event ModelDeregistered(bytes32 indexed modelId);
+    /// @notice Governance set the minimum stake to register a model.
     event ModelMinStakeSet(uint256 modelMinStake);
+    /// @notice Governance set the highest royalty a model may ask.
     event MaxRoyaltySet(uint16 maxRoyaltyBps);
 
     error ZeroAddress();

@@ -15,11 +15,17 @@ interface IProviderRegistry {
         string endpoint;
     }
 
+    /// @notice A provider registered (or came back) with its operator, endpoint and metadata.
     event ProviderRegistered(address indexed provider, address indexed operator, string endpoint, string metadataURI);
+    /// @notice A provider changed its endpoint and metadata.
     event ProviderUpdated(address indexed provider, string endpoint, string metadataURI);
+    /// @notice A provider changed its operator key (zero: none).
     event OperatorSet(address indexed provider, address indexed operator);
+    /// @notice A provider left the market; its operator key is cleared.
     event ProviderDeregistered(address indexed provider);
+    /// @notice Governance set the minimum provider stake.
     event ProviderMinStakeSet(uint256 providerMinStake);
+    /// @notice Governance set the session router `deregister` consults.
     event SessionRouterSet(address indexed sessionRouter);
 
     error ZeroAddress();

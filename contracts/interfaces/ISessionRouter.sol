@@ -77,6 +77,7 @@ struct Settlement {
 /// @notice Opens, tops up, closes, challenges and settles paid inference sessions. The money of
 /// every session sits in `escrow`; a settled session is erased (its record is `SessionSettled`).
 interface ISessionRouter {
+    /// @notice A session opened; `terms` are what every later call on it passes back.
     event SessionOpened(
         bytes32 indexed sessionId,
         address indexed user,
@@ -86,6 +87,7 @@ interface ISessionRouter {
         uint256 deposit,
         uint40 endsAt
     );
+    /// @notice The user added `amount`; `deposit` and `endsAt` are the new totals.
     event SessionToppedUp(
         bytes32 indexed sessionId,
         address indexed user,
@@ -102,6 +104,7 @@ interface ISessionRouter {
         uint40 closedAt,
         uint40 challengeEndsAt
     );
+    /// @notice A session was paid out and erased; the receipt is the one it was priced with.
     event SessionSettled(
         bytes32 indexed sessionId,
         address indexed user,
@@ -111,9 +114,13 @@ interface ISessionRouter {
         address closedBy,
         bool challenged
     );
+    /// @notice Governance set the protocol fee for sessions opened from now on.
     event ProtocolFeeSet(uint16 protocolFeeBps);
+    /// @notice Governance set the longest session.
     event MaxSessionDurationSet(uint64 maxSessionDuration);
+    /// @notice Governance set the challenge window for sessions opened from now on.
     event ChallengeWindowSet(uint32 challengeWindow);
+    /// @notice Governance set the receiver of fees.
     event TreasurySet(address indexed treasury);
 
     error ZeroAddress();
@@ -153,10 +160,13 @@ interface ISessionRouter {
     /// @notice The escrow this router created and alone pays into.
     function escrow() external view returns (IEscrow);
 
+    /// @notice Where bids are read.
     function marketplace() external view returns (IMarketplace);
 
+    /// @notice Where providers are checked and operators looked up.
     function providerRegistry() external view returns (IProviderRegistry);
 
+    /// @notice Where models are checked and royalties read.
     function modelRegistry() external view returns (IModelRegistry);
 
     /// @notice Share of each session's cost paid to the treasury, in basis points.

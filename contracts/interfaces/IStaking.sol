@@ -14,9 +14,13 @@ interface IStaking {
         uint64 unlockAt;
     }
 
+    /// @notice `account` staked `amount`; `staked` is its new active stake.
     event Staked(address indexed account, uint256 amount, uint256 staked);
+    /// @notice `amount` left the active stake of `account` and unbonds until `unlockAt`.
     event UnstakeRequested(address indexed account, uint256 amount, uint256 staked, uint256 unbonding, uint64 unlockAt);
+    /// @notice `account` withdrew `amount` of unbonded stake to `to`.
     event Withdrawn(address indexed account, address indexed to, uint256 amount);
+    /// @notice Governance set the unbonding period.
     event UnbondingPeriodSet(uint64 unbondingPeriod);
 
     error ZeroAmount();

@@ -11,6 +11,7 @@ import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20P
 contract RefusingToken is ERC20, ERC20Permit, Ownable {
     error RecipientBlocked(address recipient);
 
+    /// @notice Whether transfers to an account revert.
     mapping(address account => bool) public isBlocked;
 
     constructor(address owner_) ERC20("Refusing Token", "REFUSE") ERC20Permit("Refusing Token") Ownable(owner_) {}

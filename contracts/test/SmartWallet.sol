@@ -11,6 +11,7 @@ contract SmartWallet is IERC1271 {
     error NotOwner(address caller);
     error CallFailed(bytes returnData);
 
+    /// @notice The key that signs for this wallet and sends its calls.
     address public immutable owner;
 
     constructor(address owner_) {
@@ -19,7 +20,7 @@ contract SmartWallet is IERC1271 {
 
     /// @notice Valid when the owner signed `hash` itself.
     function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
-        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(hash, signature);
+        (address signer, ECDSA.RecoverError error, ) = ECDSA.tryRecoverCalldata(hash, signature);
         return error == ECDSA.RecoverError.NoError && signer == owner ? this.isValidSignature.selector : bytes4(0);
     }
 

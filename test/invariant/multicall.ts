@@ -3,55 +3,10 @@
  * operation; one RPC call each, or ethers' ABI coder over a `bytes[]`, costs more time than the
  * operations themselves. Every view the run reads takes at most one 32-byte argument and returns
  * static words, so calls go in as fixed 56-byte records and results come back as one byte string
- * that is cut by word counts. The reader is test-only, compiled here with the project's pinned solc
- * (it is no part of the market, so it does not live in contracts/).
+ * that is cut by word counts. The reader is the test-only contracts/test/StaticMulticall.sol.
  */
 import hre, { ethers } from "hardhat";
-import type { BaseContract, InterfaceAbi } from "ethers";
-
-const SOURCE = `// SPDX-License-Identifier: MIT
-pragma solidity 0.8.28;
-
-contract StaticMulticall {
-    error CallFailed(uint256 index, bytes reason);
-
-    /// @param calls 56-byte records: target (20 bytes), selector (4), one argument (32).
-    /// @return results every call's return data, concatenated.
-    function read(bytes calldata calls) external view returns (bytes memory results) {
-        for (uint256 offset; offset < calls.length; offset += 56) {
-            address target = address(bytes20(calls[offset:offset + 20]));
-            (bool ok, bytes memory result) = target.staticcall(calls[offset + 20:offset + 56]);
-            if (!ok) revert CallFailed(offset / 56, result);
-            results = bytes.concat(results, result);
-        }
-    }
-}
-`;
-
-interface SolcOutput {
-  errors?: { severity: string; formattedMessage: string }[];
-  contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>>;
-}
-
-function compile(): { abi: InterfaceAbi; bytecode: string } {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- solc has no ESM entry and no types
-  const solc = require("solc") as { compile(input: string): string };
-  const input = {
-    language: "Solidity",
-    sources: { "StaticMulticall.sol": { content: SOURCE } },
-    settings: {
-      evmVersion: "cancun",
-      optimizer: { enabled: true, runs: 200 },
-      outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
-    },
-  };
-  const output = JSON.parse(solc.compile(JSON.stringify(input))) as SolcOutput;
-  const errors = (output.errors ?? []).filter((error) => error.severity === "error");
-  if (errors.length > 0) throw new Error(errors.map((error) => error.formattedMessage).join("\n"));
-  const contract = output.contracts["StaticMulticall.sol"]["StaticMulticall"];
-  // solc's ABI output is exactly the JSON fragments ethers takes.
-  return { abi: contract.abi as InterfaceAbi, bytecode: `0x${contract.evm.bytecode.object}` };
-}
+import type { BaseContract } from "ethers";
 
 const pad32 = (hex: string) => hex.slice(2).toLowerCase().padStart(64, "0");
 
@@ -95,9 +50,7 @@ export class Multicall {
   ) {}
 
   static async deploy(): Promise<Multicall> {
-    const { abi, bytecode } = compile();
-    const [deployer] = await ethers.getSigners();
-    const reader = await new ethers.ContractFactory(abi, bytecode, deployer).deploy();
+    const reader = await ethers.deployContract("StaticMulticall");
     await reader.waitForDeployment();
     return new Multicall(reader, await reader.getAddress());
   }

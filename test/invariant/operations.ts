@@ -79,17 +79,18 @@ export class Operations {
 
   /** Draws and runs one operation; returns what it did. */
   async runOne(): Promise<string> {
-    const name = this.prng.weighted(OPERATIONS.map((op) => [op, this.weight(op)] as const));
+    const weights = this.weights();
+    const name = this.prng.weighted(OPERATIONS.map((op) => [op, weights[op]] as const));
     this.note = name;
     this.sentTransaction = false;
     await this[name]();
     return this.note;
   }
 
-  private weight(name: OperationName): number {
+  private weights(): Record<OperationName, number> {
     const unsettled = this.world.sessions.filter((s) => s.status !== "settled").length;
     const activeBids = [...this.world.bids.values()].filter((bid) => bid.active).length;
-    const weights: Record<OperationName, number> = {
+    return {
       // Keep a bounded number of live sessions so that every check reads them all cheaply.
       open: unsettled >= 16 ? 0 : 14,
       use: 14,
@@ -110,7 +111,6 @@ export class Operations {
       advanceTime: 10,
       settleAgain: 3,
     };
-    return weights[name];
   }
 
   /** A closing session, in its window, that the provider can outbid with a receipt it holds. */
