@@ -28,6 +28,7 @@ import {
   openedSession,
   receiptFor,
   signTyped,
+  signPermit,
 } from "../test/fixtures";
 
 const DEPOSIT = 100n * E18;
@@ -121,32 +122,8 @@ class Bench {
   }
 
   private async signPermit(owner: HardhatEthersSigner, value: bigint) {
-    const { token } = this.market;
     const deadline = BigInt(await time.latest()) + 3_600n;
-    const domain = {
-      name: await token.name(),
-      version: "1",
-      chainId: this.market.domain.chainId,
-      verifyingContract: await token.getAddress(),
-    };
-    const types = {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    };
-    const message = {
-      owner: owner.address,
-      spender: await this.router.getAddress(),
-      value,
-      nonce: await token.nonces(owner.address),
-      deadline,
-    };
-    const signature = ethers.Signature.from(await owner.signTypedData(domain, types, message));
-    return { deadline, v: signature.v, r: signature.r, s: signature.s };
+    return signPermit(this.market.token, owner, await this.router.getAddress(), value, deadline);
   }
 
   /** The user's signed cumulative receipt number `seq`. */

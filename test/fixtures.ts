@@ -15,6 +15,8 @@ import {
   type UsageReceipt,
   emptyReceipt,
   marketDomain,
+  permitDomain,
+  permitTypes,
   sessionTypes,
 } from "../protocol";
 import type {
@@ -157,6 +159,23 @@ export async function signTyped(
   return (await signer.signTypedData(domain, types, message)) as Hex;
 }
 
+/** An ERC-2612 permit of `owner`'s tokens for `spender`, signed by `signer` (the owner unless a test forges one). */
+export async function signPermit(
+  token: MarketToken,
+  owner: HardhatEthersSigner,
+  spender: string,
+  value: bigint,
+  deadline: bigint,
+  signer = owner,
+) {
+  const { chainId } = await ethers.provider.getNetwork();
+  const domain = permitDomain(await token.name(), chainId, (await token.getAddress()) as Address);
+  const types = { Permit: permitTypes.Permit.map((field) => ({ ...field })) };
+  const message = { owner: owner.address, spender, value, nonce: await token.nonces(owner.address), deadline };
+  const signature = ethers.Signature.from(await signer.signTypedData(domain, types, message));
+  return { deadline, v: signature.v, r: signature.r, s: signature.s };
+}
+
 let nextNonce = 1n;
 
 /** An approval for `user` on `bidId`, valid for an hour, with a fresh nonce. */
@@ -234,6 +253,19 @@ export function receiptFor(sessionId: Hex, seq: bigint, inputTokens: bigint, out
     ttftMsAvg: 120,
     tpsX1000Avg: 45_000,
   };
+}
+
+/** A receipt as an event argument (`.withArgs`): its fields in ABI order. */
+export function receiptTuple(receipt: UsageReceipt) {
+  return [
+    receipt.sessionId,
+    receipt.seq,
+    receipt.inputTokens,
+    receipt.outputTokens,
+    receipt.requests,
+    receipt.ttftMsAvg,
+    receipt.tpsX1000Avg,
+  ];
 }
 
 export { emptyReceipt };

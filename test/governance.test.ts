@@ -13,6 +13,7 @@ import {
   emptyReceipt,
   marketWithBid,
   openSession,
+  signPermit,
 } from "./fixtures";
 
 const DEFAULT_ADMIN_ROLE = ethers.ZeroHash;
@@ -483,37 +484,6 @@ describe("Deployment and governance", function () {
   });
 
   describe("MarketToken", function () {
-    const PERMIT_TYPES = {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    };
-
-    /** An ERC-2612 permit signed by `signer` (defaults to `owner`), split into v, r, s. */
-    async function signPermit(
-      market: Market,
-      owner: HardhatEthersSigner,
-      spender: string,
-      value: bigint,
-      deadline: bigint,
-      signer = owner,
-    ) {
-      const { chainId } = await ethers.provider.getNetwork();
-      const domain = {
-        name: "Inference Market Token",
-        version: "1",
-        chainId,
-        verifyingContract: await market.token.getAddress(),
-      };
-      const nonce = await market.token.nonces(owner.address);
-      const message = { owner: owner.address, spender, value, nonce, deadline };
-      return ethers.Signature.from(await signer.signTypedData(domain, PERMIT_TYPES, message));
-    }
-
     it("has its name, symbol, 18 decimals and governance as owner", async function () {
       const { token, governance } = await loadFixture(deployMarket);
       expect(await token.name()).to.equal("Inference Market Token");
@@ -542,7 +512,7 @@ describe("Deployment and governance", function () {
       const market = await loadFixture(deployMarket);
       const { token, user, stranger } = market;
       const deadline = BigInt(await time.latest()) + HOUR;
-      const signature = await signPermit(market, user, stranger.address, 7n * E18, deadline);
+      const signature = await signPermit(market.token, user, stranger.address, 7n * E18, deadline);
 
       await expect(
         token
@@ -563,18 +533,18 @@ describe("Deployment and governance", function () {
       const { token, user, stranger } = market;
       const now = BigInt(await time.latest());
 
-      const expired = await signPermit(market, user, stranger.address, 1n, now);
+      const expired = await signPermit(market.token, user, stranger.address, 1n, now);
       await expect(token.permit(user.address, stranger.address, 1n, now, expired.v, expired.r, expired.s))
         .to.be.revertedWithCustomError(token, "ERC2612ExpiredSignature")
         .withArgs(now);
 
       const deadline = now + HOUR;
-      const forged = await signPermit(market, user, stranger.address, 1n, deadline, stranger);
+      const forged = await signPermit(market.token, user, stranger.address, 1n, deadline, stranger);
       await expect(token.permit(user.address, stranger.address, 1n, deadline, forged.v, forged.r, forged.s))
         .to.be.revertedWithCustomError(token, "ERC2612InvalidSigner")
         .withArgs(stranger.address, user.address);
 
-      const valid = await signPermit(market, user, stranger.address, 1n, deadline);
+      const valid = await signPermit(market.token, user, stranger.address, 1n, deadline);
       await token.permit(user.address, stranger.address, 1n, deadline, valid.v, valid.r, valid.s);
       // The nonce moved on, so the same signature now recovers to some other address.
       await expect(

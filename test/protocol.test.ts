@@ -14,7 +14,6 @@ import { mnemonicToAccount } from "viem/accounts";
 import { ABIS_FILE, renderAbis } from "../scripts/generate-abis";
 import {
   type SessionTerms,
-  type UsageReceipt,
   bidIdOf,
   marketDomain,
   modelIdOf,
@@ -41,6 +40,7 @@ import {
   openSession,
   openedSession,
   receiptFor,
+  receiptTuple,
   signReceipt,
 } from "./fixtures";
 
@@ -96,18 +96,6 @@ async function openWithViemApproval(market: MarketWithBid, signer: LocalAccount,
   const signature = await signSessionApproval(signer, market.domain, approval);
   const tx = await market.sessionRouter.connect(market.user).openSession(approval, signature, deposit, MAX_PRICES);
   return { ...(await openedSession(market, tx)), approval, signature, tx };
-}
-
-function receiptArgs(receipt: UsageReceipt) {
-  return [
-    receipt.sessionId,
-    receipt.seq,
-    receipt.inputTokens,
-    receipt.outputTokens,
-    receipt.requests,
-    receipt.ttftMsAvg,
-    receipt.tpsX1000Avg,
-  ];
 }
 
 describe("protocol/", function () {
@@ -182,7 +170,7 @@ describe("protocol/", function () {
           market.user.address,
           market.provider.address,
           anyValue,
-          receiptArgs(receipt),
+          receiptTuple(receipt),
           market.provider.address,
           false,
         );
@@ -203,7 +191,7 @@ describe("protocol/", function () {
           market.user.address,
           market.provider.address,
           anyValue,
-          receiptArgs(receipt),
+          receiptTuple(receipt),
           market.user.address,
           false,
         );
@@ -373,7 +361,7 @@ describe("protocol/", function () {
           market.user.address,
           market.provider.address,
           [cost, providerAmount, royaltyAmount, feeAmount, deposit - cost, elapsed],
-          receiptArgs(receipt),
+          receiptTuple(receipt),
           market.provider.address,
           false,
         );

@@ -17,6 +17,7 @@ import {
   marketWithBid,
   openSession,
   receiptFor,
+  receiptTuple,
   signReceipt,
 } from "./fixtures";
 
@@ -93,15 +94,7 @@ async function settleAndCheck(
       user.address,
       provider.address,
       [cost, split.providerAmount, split.royaltyAmount, split.feeAmount, deposit - cost, elapsedSeconds],
-      [
-        receipt.sessionId,
-        receipt.seq,
-        receipt.inputTokens,
-        receipt.outputTokens,
-        receipt.requests,
-        receipt.ttftMsAvg,
-        receipt.tpsX1000Avg,
-      ],
+      receiptTuple(receipt),
       provider.address,
       false,
     );

@@ -3,7 +3,6 @@
  * closes, expiry, top-ups, permits, and the checks an open makes against the bid, model and provider.
  */
 import { expect } from "chai";
-import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import type { ContractTransactionResponse } from "ethers";
@@ -22,6 +21,8 @@ import {
   openSession,
   openedSession,
   receiptFor,
+  receiptTuple,
+  signPermit,
   signReceipt,
   signTyped,
 } from "./fixtures";
@@ -53,15 +54,6 @@ const termsTuple = (t: SessionTerms) => [
   t.maxDeposit,
   t.openedAt,
   t.maxEndsAt,
-];
-const receiptTuple = (r: UsageReceipt) => [
-  r.sessionId,
-  r.seq,
-  r.inputTokens,
-  r.outputTokens,
-  r.requests,
-  r.ttftMsAvg,
-  r.tpsX1000Avg,
 ];
 const settlementTuple = (s: ExpectedSettlement) => [
   s.cost,
@@ -317,31 +309,7 @@ describe("SessionRouter: session lifecycle", function () {
       const routerAddress = await market.sessionRouter.getAddress();
       expect(await market.token.allowance(wallet.address, routerAddress)).to.equal(0n);
       const deadline = BigInt(await time.latest()) + 3_600n;
-      const permit = await wallet.signTypedData(
-        {
-          name: "Inference Market Token",
-          version: "1",
-          chainId: market.domain.chainId,
-          verifyingContract: await market.token.getAddress(),
-        },
-        {
-          Permit: [
-            { name: "owner", type: "address" },
-            { name: "spender", type: "address" },
-            { name: "value", type: "uint256" },
-            { name: "nonce", type: "uint256" },
-            { name: "deadline", type: "uint256" },
-          ],
-        },
-        {
-          owner: wallet.address,
-          spender: routerAddress,
-          value: deposit,
-          nonce: await market.token.nonces(wallet.address),
-          deadline,
-        },
-      );
-      const { v, r, s } = ethers.Signature.from(permit);
+      const { v, r, s } = await signPermit(market.token, wallet, routerAddress, deposit, deadline);
       const approval = await makeApproval(market, { user: wallet.address as Address });
       const approvalSignature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
       return { wallet, routerAddress, deadline, v, r, s, approval, approvalSignature };

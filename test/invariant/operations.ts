@@ -18,7 +18,7 @@ import {
   sessionCost,
   sessionIdOf,
 } from "../../protocol";
-import { E18, MAX_PRICES, emptyReceipt, openedSession, signTyped } from "../fixtures";
+import { E18, MAX_PRICES, emptyReceipt, openedSession, signPermit, signTyped } from "../fixtures";
 import type { Prng } from "./prng";
 import {
   type BidShadow,
@@ -395,33 +395,9 @@ export class Operations {
   }
 
   private async signPermit(owner: HardhatEthersSigner, value: bigint, valid: boolean) {
-    const { token } = this.world.market;
     // An invalid permit is one already expired: `permit` reverts and the router carries on without it.
     const deadline = valid ? BigInt(this.world.now + 100_000) : BigInt(this.world.now - 1);
-    const domain = {
-      name: await token.name(),
-      version: "1",
-      chainId: this.world.market.domain.chainId,
-      verifyingContract: this.world.addresses.token,
-    };
-    const types = {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    };
-    const message = {
-      owner: owner.address,
-      spender: this.world.addresses.sessionRouter,
-      value,
-      nonce: await token.nonces(owner.address),
-      deadline,
-    };
-    const signature = ethers.Signature.from(await owner.signTypedData(domain, types, message));
-    return { deadline, v: signature.v, r: signature.r, s: signature.s };
+    return signPermit(this.world.market.token, owner, this.world.addresses.sessionRouter, value, deadline);
   }
 
   /** The client signs a new cumulative receipt after a response; nothing goes on-chain. */
