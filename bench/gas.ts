@@ -11,7 +11,7 @@
  * session of a freshly deployed market, where every balance and counter slot is still zero; it is
  * printed only where it differs. Each scenario starts from the same snapshot of the market.
  */
-import { ethers } from "hardhat";
+import { config, ethers } from "hardhat";
 import { takeSnapshot, time } from "@nomicfoundation/hardhat-network-helpers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import type { ContractTransactionResponse } from "ethers";
@@ -443,8 +443,12 @@ function print(rows: Row[]) {
       .map((cell, i) => (i === 0 || i === cells.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
       .join("  ")
       .trimEnd();
+  const compiler = config.solidity.compilers[0];
+  // Hardhat types solc's settings as `any`: read the two fields this header names.
+  const settings = compiler.settings as { viaIR?: boolean; optimizer?: { runs?: number } };
+  const optimizer = `${settings.viaIR ? "viaIR, " : ""}${String(settings.optimizer?.runs)} runs`;
   console.log(
-    "Gas used per call (from transaction receipts; Hardhat in-process chain, solc 0.8.28 viaIR, 10,000 runs)",
+    `Gas used per call (from transaction receipts; Hardhat in-process chain, solc ${compiler.version}, ${optimizer})`,
   );
   console.log("gas = steady state: accounts warmed by a prior session per user (opened, closed by the provider),");
   console.log("      another session open and earnings unclaimed, so no storage slot is written for the first time.");
