@@ -9,13 +9,23 @@ import { join } from "node:path";
 import hre, { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { anyValue } from "@nomicfoundation/hardhat-chai-matchers/withArgs";
-import { type Address, type Hex, type LocalAccount, domainSeparator, getAddress, keccak256, toHex } from "viem";
+import {
+  type Address,
+  type Hex,
+  type LocalAccount,
+  decodeErrorResult,
+  domainSeparator,
+  getAddress,
+  keccak256,
+  toHex,
+} from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { ABIS_FILE, renderAbis } from "../scripts/generate-abis";
 import {
   type SessionTerms,
   bidIdOf,
   marketDomain,
+  marketErrorsAbi,
   modelIdOf,
   providerOfBid,
   recoverSessionSigner,
@@ -33,6 +43,7 @@ import {
 import {
   E18,
   MAX_PRICES,
+  PARAMS,
   type MarketWithBid,
   emptyReceipt,
   makeApproval,
@@ -42,6 +53,7 @@ import {
   receiptFor,
   receiptTuple,
   signReceipt,
+  signTyped,
 } from "./fixtures";
 
 const SESSION_LIB = join(__dirname, "..", "contracts", "libraries", "SessionLib.sol");
@@ -103,6 +115,26 @@ describe("protocol/", function () {
     it("protocol/abis.ts is what scripts/generate-abis.ts renders from the current artifacts", function () {
       const current = readFileSync(ABIS_FILE, "utf8");
       expect(current === renderAbis(), "protocol/abis.ts is stale: run `npm run compile`").to.equal(true);
+    });
+
+    it("marketErrorsAbi decodes an error the router bubbles up from the registry", async function () {
+      const market = await loadFixture(marketWithBid);
+      await market.staking.connect(market.provider).requestUnstake(1n);
+      const approval = await makeApproval(market);
+      const signature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
+      const call = market.sessionRouter.connect(market.user).openSession(approval, signature, E18, MAX_PRICES);
+      // ethers puts the raw revert data on the error it throws.
+      const revertData = await call.then(
+        () => expect.fail("openSession should revert"),
+        (error: unknown) => (error as { data: Hex }).data,
+      );
+      const decoded = decodeErrorResult({ abi: marketErrorsAbi, data: revertData });
+      expect(decoded.errorName).to.equal("StakeBelowMinimum");
+      expect(decoded.args).to.deep.equal([
+        getAddress(market.provider.address),
+        PARAMS.providerMinStake - 1n,
+        PARAMS.providerMinStake,
+      ]);
     });
   });
 
