@@ -43,12 +43,24 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     uint32 public constant MIN_CHALLENGE_WINDOW = 1 minutes;
     /// @notice The longest challenge window governance may set.
     uint32 public constant MAX_CHALLENGE_WINDOW = 7 days;
+    /// @notice How far below a provider's highest used approval nonce a nonce may still be used.
+    uint256 public constant NONCE_WINDOW = 128;
 
     /// @dev The parameters `openSession` reads, packed into one slot.
     struct OpenParams {
         uint16 protocolFeeBps;
         uint32 challengeWindow;
         uint64 maxSessionDuration;
+    }
+
+    /// @dev A provider's open sessions and spent approval nonces, in one slot so that an open writes
+    /// it once (5k gas) rather than two slots. The nonces are a sliding window: bit `i` of
+    /// `recentNonces` is nonce `highestNonce - i`; nonces more than 127 below the highest are spent.
+    /// Bit 0 stays set once any nonce is used, so the slot never returns to zero (no 22k rewrite).
+    struct ProviderSessions {
+        uint64 openSessions;
+        uint64 highestNonce;
+        uint128 recentNonces;
     }
 
     /// @dev Constructor arguments, grouped to keep the stack shallow.
@@ -83,11 +95,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     mapping(bytes32 sessionId => SessionState) private _sessions;
     /// @dev Hash of the receipt a closing session was closed with; `finalize` is handed it back.
     mapping(bytes32 sessionId => bytes32) private _pendingReceiptHash;
-    /// @dev Approval nonces as bitmaps (as Permit2): unordered, and 256 nonces share one slot.
-    mapping(address provider => mapping(uint256 word => uint256 bits)) private _nonceBitmaps;
-    /// @dev Open sessions plus one, once a provider has had any: the slot never returns to zero,
-    /// so the next open writes 5k gas instead of 22k.
-    mapping(address provider => uint256) private _openSessionsPlusOne;
+    mapping(address provider => ProviderSessions) private _providerSessions;
 
     /* CONSTRUCTOR */
 
@@ -145,13 +153,15 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
     /// @inheritdoc ISessionRouter
     function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool) {
-        return _nonceBitmaps[provider][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+        ProviderSessions memory sessions = _providerSessions[provider];
+        if (sessions.recentNonces == 0 || nonce > sessions.highestNonce) return false;
+        uint256 age = sessions.highestNonce - nonce;
+        return age >= NONCE_WINDOW || sessions.recentNonces & (1 << age) != 0;
     }
 
     /// @inheritdoc ISessionRouter
     function openSessionCount(address provider) external view returns (uint256) {
-        uint256 plusOne = _openSessionsPlusOne[provider];
-        return plusOne == 0 ? 0 : plusOne - 1;
+        return _providerSessions[provider].openSessions;
     }
 
     /* OPEN */
@@ -320,8 +330,6 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
             status: SessionStatus.Open,
             pendingSeq: 0
         });
-        uint256 openPlusOne = _openSessionsPlusOne[terms.provider];
-        _openSessionsPlusOne[terms.provider] = openPlusOne == 0 ? 2 : openPlusOne + 1;
 
         emit SessionOpened(sessionId, msg.sender, terms.provider, approval.bidId, terms, deposit, endsAt);
 
@@ -357,7 +365,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (!_isSignedBy(digest, approvalSignature, terms.provider, operator)) {
             revert InvalidApprovalSigner(terms.provider);
         }
-        _useNonce(terms.provider, approval.nonce);
+        _openWithNonce(terms.provider, approval.nonce);
 
         OpenParams memory params = _params;
         uint64 duration =
@@ -375,11 +383,28 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (price > maximum) revert PriceAboveMaximum(price, maximum);
     }
 
-    function _useNonce(address provider, uint256 nonce) private {
-        uint256 bit = 1 << (nonce & 0xff);
-        uint256 bits = _nonceBitmaps[provider][nonce >> 8];
-        if (bits & bit != 0) revert ApprovalNonceUsed(provider, nonce);
-        _nonceBitmaps[provider][nonce >> 8] = bits | bit;
+    /// @dev Spends the approval nonce and counts the session open, in one storage write.
+    function _openWithNonce(address provider, uint256 nonce) private {
+        if (nonce > type(uint64).max) revert ApprovalNonceTooLarge(nonce);
+        ProviderSessions memory sessions = _providerSessions[provider];
+        if (sessions.recentNonces == 0 || nonce > sessions.highestNonce) {
+            uint256 shift = nonce - sessions.highestNonce;
+            // Safe cast: the window keeps its low 128 bits; older nonces fall out of it, spent.
+            sessions.recentNonces = sessions.recentNonces == 0 || shift >= NONCE_WINDOW
+                ? 1
+                : uint128((uint256(sessions.recentNonces) << shift) | 1);
+            // Safe cast: nonce <= type(uint64).max, checked above.
+            sessions.highestNonce = uint64(nonce);
+        } else {
+            uint256 age = sessions.highestNonce - nonce;
+            if (age >= NONCE_WINDOW || sessions.recentNonces & (1 << age) != 0) {
+                revert ApprovalNonceUsed(provider, nonce);
+            }
+            // Safe cast: age < 128.
+            sessions.recentNonces |= uint128(1 << age);
+        }
+        ++sessions.openSessions;
+        _providerSessions[provider] = sessions;
     }
 
     /* INTERNAL: CLOSE AND SETTLE */
@@ -442,7 +467,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         settlement.refund = state.deposit - settlement.cost;
 
         delete _sessions[sessionId];
-        --_openSessionsPlusOne[terms.provider];
+        --_providerSessions[terms.provider].openSessions;
 
         emit SessionSettled(sessionId, terms.user, terms.provider, settlement, receipt, msg.sender, challenged);
 

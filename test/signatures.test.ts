@@ -167,27 +167,49 @@ describe("SessionRouter: signatures", function () {
         .withArgs(market.provider.address, approval.nonce);
     });
 
-    it("nonce bitmap: 0, 255, 256 and 2^200 are independent bits across words, per provider", async function () {
+    it("nonce window: out-of-order use within 128 of the highest, older nonces spent, at most 2^64 - 1", async function () {
       const market = await loadFixture(marketWithBid);
       const { sessionRouter, provider, user } = market;
-      const nonces = [255n, 256n, 2n ** 200n, 0n, 2n ** 256n - 1n];
-      const neighbours = [254n, 257n, 2n ** 200n - 1n, 2n ** 200n + 1n, 1n, 511n, 512n, 2n ** 256n - 2n];
-      for (const nonce of nonces) {
+      const open = async (nonce: bigint) => {
         const approval = await makeApproval(market, { nonce });
-        await sessionRouter.connect(user).openSession(approval, await signApproval(market, approval), E18, MAX_PRICES);
-      }
-      for (const nonce of nonces) {
-        expect(await sessionRouter.isApprovalNonceUsed(provider.address, nonce), `nonce ${nonce}`).to.equal(true);
-        const replay = await makeApproval(market, { nonce });
-        await expect(
-          sessionRouter.connect(user).openSession(replay, await signApproval(market, replay), E18, MAX_PRICES),
-        )
+        return sessionRouter.connect(user).openSession(approval, await signApproval(market, approval), E18, MAX_PRICES);
+      };
+      const isUsed = (nonce: bigint) => sessionRouter.isApprovalNonceUsed(provider.address, nonce);
+      const expectSpent = async (nonce: bigint) => {
+        expect(await isUsed(nonce), `nonce ${nonce}`).to.equal(true);
+        await expect(open(nonce))
           .to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceUsed")
           .withArgs(provider.address, nonce);
+      };
+
+      await open(1_000n);
+      expect([await isUsed(1_000n), await isUsed(999n), await isUsed(1_001n)]).to.deep.equal([true, false, false]);
+      // Below the highest but inside the window: usable once, in any order.
+      await open(900n);
+      await open(1_000n - 127n);
+      await expectSpent(900n);
+      await expectSpent(1_000n);
+      await expectSpent(1_000n - 127n);
+      // 128 below the highest is out of the window: spent, though never used.
+      await expectSpent(1_000n - 128n);
+      expect(await isUsed(901n)).to.equal(false);
+
+      // A higher nonce slides the window: 1000 is now 127 below and still remembered; 900 fell out.
+      await open(1_127n);
+      await expectSpent(1_000n);
+      await expectSpent(901n);
+      expect(await isUsed(1_001n)).to.equal(false);
+      await open(1_001n);
+
+      // The largest nonce; a jump of 128 or more forgets the whole window.
+      await open(2n ** 64n - 1n);
+      await expectSpent(1_127n);
+      expect(await isUsed(2n ** 64n - 2n)).to.equal(false);
+      for (const nonce of [2n ** 64n, 2n ** 256n - 1n]) {
+        expect(await isUsed(nonce)).to.equal(false);
+        await expect(open(nonce)).to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceTooLarge").withArgs(nonce);
       }
-      for (const nonce of neighbours) {
-        expect(await sessionRouter.isApprovalNonceUsed(provider.address, nonce), `nonce ${nonce}`).to.equal(false);
-      }
+      expect(await sessionRouter.openSessionCount(provider.address)).to.equal(6n);
 
       // A second provider's nonces are its own.
       const [secondProvider, secondOperator] = market.others as [HardhatEthersSigner, HardhatEthersSigner];

@@ -131,6 +131,7 @@ interface ISessionRouter {
     error ApprovalExpired(uint64 deadline);
     error ApprovalForAnotherUser(address user, address caller);
     error ApprovalNonceUsed(address provider, uint256 nonce);
+    error ApprovalNonceTooLarge(uint256 nonce);
     error InvalidApprovalSigner(address provider);
     error InvalidDuration();
     error PriceAboveMaximum(uint256 price, uint256 maximum);
@@ -190,7 +191,8 @@ interface ISessionRouter {
     /// @notice The mutable state of a session (`status == None` once settled or if it never existed).
     function getSessionState(bytes32 sessionId) external view returns (SessionState memory);
 
-    /// @notice Whether the provider's approval `nonce` has been used.
+    /// @notice Whether the provider's approval `nonce` is spent: used, or more than 127 below the
+    /// highest nonce the provider has used (approvals are expected to carry rising nonces).
     function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool);
 
     /// @notice Sessions of `provider` not yet settled.
