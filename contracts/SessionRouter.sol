@@ -390,9 +390,10 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (sessions.recentNonces == 0 || nonce > sessions.highestNonce) {
             uint256 shift = nonce - sessions.highestNonce;
             // Safe cast: the window keeps its low 128 bits; older nonces fall out of it, spent.
-            sessions.recentNonces = sessions.recentNonces == 0 || shift >= NONCE_WINDOW
-                ? 1
-                : uint128((uint256(sessions.recentNonces) << shift) | 1);
+            sessions.recentNonces =
+                sessions.recentNonces == 0 || shift >= NONCE_WINDOW
+                    ? 1
+                    : uint128((uint256(sessions.recentNonces) << shift) | 1);
             // Safe cast: nonce <= type(uint64).max, checked above.
             sessions.highestNonce = uint64(nonce);
         } else {
