@@ -1,22 +1,8 @@
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
-import type { Address } from "viem";
-import { marketDomain } from "../protocol";
 import type { IEscrow } from "../typechain-types/contracts/Escrow";
-import {
-  E18,
-  PARAMS,
-  PRICES,
-  type Market,
-  approveAll,
-  emptyReceipt,
-  marketWithBid,
-  openSession,
-  postBid,
-  registerModel,
-  registerProvider,
-} from "./fixtures";
+import { E18, PARAMS, PRICES, emptyReceipt, marketWithBid, marketWithBidAround, openSession } from "./fixtures";
 
 const DEPOSIT = 100n * E18;
 const ELAPSED = 100n;
@@ -81,75 +67,13 @@ function payout(
 }
 
 /**
- * The whole market deployed by hand around a RefusingToken, with a provider, a model (5%
+ * The whole market (Ignition's InferenceMarket module) around a RefusingToken, with a provider, a model (5%
  * royalty) and a bid, so a real session's refund can be refused.
  */
 async function refusingMarket() {
-  const [governance, treasury, provider, operator, modelOwner, user, stranger, ...others] = await ethers.getSigners();
+  const [governance, treasury] = await ethers.getSigners();
   const refusingToken = await ethers.deployContract("RefusingToken", [governance.address]);
-  const staking = await ethers.deployContract("Staking", [refusingToken, governance.address, PARAMS.unbondingPeriod]);
-  const providerRegistry = await ethers.deployContract("ProviderRegistry", [
-    staking,
-    governance.address,
-    PARAMS.providerMinStake,
-  ]);
-  const modelRegistry = await ethers.deployContract("ModelRegistry", [
-    staking,
-    governance.address,
-    PARAMS.modelMinStake,
-    PARAMS.maxRoyaltyBps,
-  ]);
-  const marketplace = await ethers.deployContract("Marketplace", [
-    refusingToken,
-    providerRegistry,
-    modelRegistry,
-    governance.address,
-    treasury.address,
-    PARAMS.bidFee,
-  ]);
-  const sessionRouter = await ethers.deployContract("SessionRouter", [
-    {
-      token: refusingToken,
-      marketplace,
-      providerRegistry,
-      modelRegistry,
-      governance: governance.address,
-      treasury: treasury.address,
-      protocolFeeBps: PARAMS.protocolFeeBps,
-      maxSessionDuration: PARAMS.maxSessionDuration,
-      challengeWindow: PARAMS.challengeWindow,
-    },
-  ]);
-  await providerRegistry.connect(governance).setSessionRouter(sessionRouter);
-  for (const account of [provider, modelOwner, user]) {
-    await refusingToken.connect(governance).mint(account.address, 1_000n * E18);
-  }
-  const escrow = await ethers.getContractAt("Escrow", await sessionRouter.escrow());
-  const { chainId } = await ethers.provider.getNetwork();
-  const market: Market = {
-    // RefusingToken has every function of MarketToken, so the fixture helpers work on it unchanged.
-    token: refusingToken,
-    staking,
-    providerRegistry,
-    modelRegistry,
-    marketplace,
-    sessionRouter,
-    escrow,
-    governance,
-    treasury,
-    provider,
-    operator,
-    modelOwner,
-    user,
-    stranger,
-    others,
-    domain: marketDomain(chainId, (await sessionRouter.getAddress()) as Address),
-  };
-  await registerProvider(market);
-  const modelId = await registerModel(market);
-  const bidId = await postBid(market, modelId);
-  await approveAll(market, market.user, market.sessionRouter);
-  return { ...market, modelId, bidId, refusingToken };
+  return { ...(await marketWithBidAround(refusingToken, treasury.address)), refusingToken };
 }
 
 describe("Escrow", function () {

@@ -7,6 +7,7 @@ import { ethers, ignition } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import type { Address, Hex } from "viem";
+import InferenceMarketModule from "../ignition/modules/InferenceMarket";
 import LocalMarketModule from "../ignition/modules/LocalMarket";
 import {
   type MarketDomain,
@@ -66,12 +67,16 @@ export interface Market {
   domain: MarketDomain;
 }
 
-/** The contracts, deployed and wired by `ignition/modules/LocalMarket.ts`; nobody staked yet. */
-export async function deployMarket(): Promise<Market> {
+type Deployed = Record<
+  "token" | "staking" | "providerRegistry" | "modelRegistry" | "marketplace" | "sessionRouter" | "escrow",
+  {
+    getAddress(): Promise<string>;
+  }
+>;
+
+/** Typed handles on what an Ignition module deployed, with the test accounts in their roles. */
+async function marketFrom(deployed: Deployed): Promise<Market> {
   const [governance, treasury, provider, operator, modelOwner, user, stranger, ...others] = await ethers.getSigners();
-  const deployed = await ignition.deploy(LocalMarketModule, {
-    parameters: { LocalMarket: { treasury: treasury.address } },
-  });
   const at = async <T>(name: string, contract: { getAddress(): Promise<string> }) =>
     (await ethers.getContractAt(name, await contract.getAddress())) as unknown as T;
   const sessionRouter = await at<SessionRouter>("SessionRouter", deployed.sessionRouter);
@@ -94,6 +99,31 @@ export async function deployMarket(): Promise<Market> {
     others,
     domain: marketDomain(chainId, (await sessionRouter.getAddress()) as Address),
   };
+}
+
+/** The contracts, deployed and wired by `ignition/modules/LocalMarket.ts`; nobody staked yet. */
+export async function deployMarket(): Promise<Market> {
+  const [, treasury] = await ethers.getSigners();
+  const deployed = await ignition.deploy(LocalMarketModule, {
+    parameters: { LocalMarket: { treasury: treasury.address } },
+  });
+  return marketFrom(deployed);
+}
+
+/**
+ * `marketWithBid` around another token, deployed by `ignition/modules/InferenceMarket.ts`: a test
+ * token with MarketToken's functions (one that refuses or re-enters transfers, say), owned by
+ * governance, which funds the provider, model owner, user and stranger with 1000 tokens each.
+ */
+export async function marketWithBidAround(token: { getAddress(): Promise<string> }, treasury: string) {
+  const deployed = await ignition.deploy(InferenceMarketModule, {
+    parameters: { InferenceMarket: { token: await token.getAddress(), treasury } },
+  });
+  const market = await marketFrom(deployed);
+  for (const account of [market.provider, market.modelOwner, market.user, market.stranger]) {
+    await market.token.connect(market.governance).mint(account.address, 1_000n * E18);
+  }
+  return withBid(market);
 }
 
 /** Approves `spender` for everything `signer` holds (infinite allowance, as wallets usually do). */
@@ -138,7 +168,10 @@ export async function postBid(market: Market, modelId: Hex, prices = PRICES, pro
 
 /** A market with a registered, staked provider, a model with a 5% royalty and a bid on it. */
 export async function marketWithBid() {
-  const market = await deployMarket();
+  return withBid(await deployMarket());
+}
+
+async function withBid(market: Market) {
   await registerProvider(market);
   const modelId = await registerModel(market);
   const bidId = await postBid(market, modelId);

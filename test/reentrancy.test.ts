@@ -12,21 +12,18 @@ import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import type { BaseContract } from "ethers";
 import type { Address } from "viem";
-import { type UsageReceipt, marketDomain, sessionCost, splitCost } from "../protocol";
+import { type UsageReceipt, sessionCost, splitCost } from "../protocol";
 import {
   E18,
   MAX_PRICES,
   PARAMS,
   PRICES,
-  type Market,
   approveAll,
   emptyReceipt,
   makeApproval,
+  marketWithBidAround,
   openSession,
-  postBid,
   receiptFor,
-  registerModel,
-  registerProvider,
   signPermit,
   signReceipt,
   signTyped,
@@ -49,78 +46,16 @@ const STATUS = { None: 0n, Open: 1n, Closing: 2n } as const;
 const REENTRANT_CALL = ethers.id("ReentrancyGuardReentrantCall()").slice(0, 10);
 
 /**
- * The whole market deployed by hand around a ReentrantToken, with a provider, a model (5%
- * royalty) and a bid. The router's treasury is the token itself: every settlement credits it a fee
+ * The whole market (Ignition's InferenceMarket module) around a ReentrantToken, with a provider, a model (5%
+ * royalty) and a bid. The treasury is the token itself: every settlement credits it a fee
  * in the escrow just before the refund transfer fires the hook, so a re-entrant `Escrow.claim` by
  * the token would have something to take.
  */
 async function reentrantMarket() {
-  const [governance, treasury, provider, operator, modelOwner, user, stranger, ...others] = await ethers.getSigners();
+  const [governance] = await ethers.getSigners();
   const reentrantToken = await ethers.deployContract("ReentrantToken", [governance.address]);
   const tokenAddress = await reentrantToken.getAddress();
-  const staking = await ethers.deployContract("Staking", [reentrantToken, governance.address, PARAMS.unbondingPeriod]);
-  const providerRegistry = await ethers.deployContract("ProviderRegistry", [
-    staking,
-    governance.address,
-    PARAMS.providerMinStake,
-  ]);
-  const modelRegistry = await ethers.deployContract("ModelRegistry", [
-    staking,
-    governance.address,
-    PARAMS.modelMinStake,
-    PARAMS.maxRoyaltyBps,
-  ]);
-  const marketplace = await ethers.deployContract("Marketplace", [
-    reentrantToken,
-    providerRegistry,
-    modelRegistry,
-    governance.address,
-    treasury.address,
-    PARAMS.bidFee,
-  ]);
-  const sessionRouter = await ethers.deployContract("SessionRouter", [
-    {
-      token: reentrantToken,
-      marketplace,
-      providerRegistry,
-      modelRegistry,
-      governance: governance.address,
-      treasury: tokenAddress,
-      protocolFeeBps: PARAMS.protocolFeeBps,
-      maxSessionDuration: PARAMS.maxSessionDuration,
-      challengeWindow: PARAMS.challengeWindow,
-    },
-  ]);
-  await providerRegistry.connect(governance).setSessionRouter(sessionRouter);
-  for (const account of [provider, modelOwner, user, stranger]) {
-    await reentrantToken.connect(governance).mint(account.address, 1_000n * E18);
-  }
-  const escrow = await ethers.getContractAt("Escrow", await sessionRouter.escrow());
-  const { chainId } = await ethers.provider.getNetwork();
-  const market: Market = {
-    // ReentrantToken has every function of MarketToken, so the fixture helpers work on it unchanged.
-    token: reentrantToken,
-    staking,
-    providerRegistry,
-    modelRegistry,
-    marketplace,
-    sessionRouter,
-    escrow,
-    governance,
-    treasury,
-    provider,
-    operator,
-    modelOwner,
-    user,
-    stranger,
-    others,
-    domain: marketDomain(chainId, (await sessionRouter.getAddress()) as Address),
-  };
-  await registerProvider(market);
-  const modelId = await registerModel(market);
-  const bidId = await postBid(market, modelId);
-  await approveAll(market, market.user, market.sessionRouter);
-  return { ...market, modelId, bidId, reentrantToken, tokenAddress };
+  return { ...(await marketWithBidAround(reentrantToken, tokenAddress)), reentrantToken, tokenAddress };
 }
 
 type ReentrantMarket = Awaited<ReturnType<typeof reentrantMarket>>;
@@ -655,7 +590,7 @@ describe("Reentrancy guards", function () {
   describe("Marketplace: postBid's fee transferFrom", function () {
     it("postBid cannot re-enter postBid", async function () {
       const market = await loadFixture(reentrantMarket);
-      const { marketplace, reentrantToken, provider, treasury, modelId, bidId } = market;
+      const { marketplace, reentrantToken, provider, tokenAddress, modelId, bidId } = market;
       await marketplace.connect(provider).deleteBid(bidId);
       const postBid = named(marketplaceReentries(market), "postBid");
       await arm(market, postBid.target, postBid.data, HookMode.BubbleRevert);
@@ -669,7 +604,7 @@ describe("Reentrancy guards", function () {
       await disarm(market);
       await expect(marketplace.connect(provider).postBid(modelId, PRICES)).to.changeTokenBalances(
         reentrantToken,
-        [provider, treasury],
+        [provider, tokenAddress],
         [-PARAMS.bidFee, PARAMS.bidFee],
       );
       expect((await marketplace.getBid(bidId)).active).to.equal(true);
