@@ -77,11 +77,16 @@ export interface Usage {
 
 /** What `SessionRouter` will charge: min(deposit, seconds·price + tokens·prices). */
 export function sessionCost(terms: SessionTerms, elapsedSeconds: bigint, usage: Usage, deposit: bigint): bigint {
-  const cost =
-    elapsedSeconds * terms.pricePerSecond +
-    usage.inputTokens * terms.pricePerInputToken +
-    usage.outputTokens * terms.pricePerOutputToken;
+  const cost = elapsedSeconds * terms.pricePerSecond + usageCost(terms, usage);
   return cost < deposit ? cost : deposit;
+}
+
+/**
+ * What a receipt's tokens cost, before time and the deposit cap (`SessionLib.usageCost`): a
+ * challenge wins only with a receipt whose usage cost is higher than the closing receipt's.
+ */
+export function usageCost(terms: Pick<SessionTerms, "pricePerInputToken" | "pricePerOutputToken">, usage: Usage) {
+  return usage.inputTokens * terms.pricePerInputToken + usage.outputTokens * terms.pricePerOutputToken;
 }
 
 /** How the cost is divided: fee and royalty round down, the provider gets the remainder. */

@@ -479,7 +479,7 @@ describe("SessionRouter: session lifecycle", function () {
       expect(await market.sessionRouter.openSessionCount(market.provider.address)).to.equal(1n);
     });
 
-    it("provider challenge with a higher seq settles with the challenger's receipt and the original closedAt", async function () {
+    it("provider challenge with a receipt that charges more settles with the challenger's receipt and the original closedAt", async function () {
       const { market, session, closedAt, closed } = await closingSession();
       const higher = await signedReceipt(market, session.sessionId, 5n, 9_000n, 4_000n);
       await time.setNextBlockTimestamp(closedAt + 1_800);

@@ -15,8 +15,8 @@ import {
   type SessionApproval,
   type SessionTerms,
   type UsageReceipt,
-  sessionCost,
   sessionIdOf,
+  usageCost,
 } from "../../protocol";
 import { E18, MAX_PRICES, emptyReceipt, openedSession, signPermit, signTyped } from "../fixtures";
 import type { Prng } from "./prng";
@@ -976,11 +976,6 @@ export class Operations {
     this.record("advanceTime", "ok");
     return Promise.resolve();
   }
-}
-
-/** What a receipt's tokens cost (`SessionLib.usageCost`): the session's cost with no time and no deposit cap. */
-function usageCost(terms: SessionTerms, receipt: UsageReceipt): bigint {
-  return sessionCost(terms, 0n, receipt, 2n ** 256n);
 }
 
 function receiptTuple(r: UsageReceipt) {

@@ -13,7 +13,7 @@ export interface ProviderActor {
   index: number;
   provider: HardhatEthersSigner;
   operator: HardhatEthersSigner;
-  /** The next fresh approval nonce; it jumps by random steps so that nonces span many bitmap words. */
+  /** The next fresh approval nonce; it jumps by random steps, sometimes past the 128-nonce window. */
   nextNonce: bigint;
   usedNonces: bigint[];
 }
