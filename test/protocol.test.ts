@@ -111,6 +111,20 @@ async function openWithViemApproval(market: MarketWithBid, signer: LocalAccount,
 }
 
 describe("protocol/", function () {
+  describe("index", function () {
+    it("re-exports every value each protocol module exports, by name (ESM services import it)", function () {
+      /* eslint-disable @typescript-eslint/no-require-imports -- the modules' runtime export lists */
+      const index = require("../protocol/index") as Record<string, unknown>;
+      for (const module of ["abis", "addresses", "eip712", "permit", "session"]) {
+        const exports = require(`../protocol/${module}`) as Record<string, unknown>;
+        /* eslint-enable @typescript-eslint/no-require-imports */
+        for (const name of Object.keys(exports)) {
+          expect(index[name], `protocol/index.ts does not re-export ${name} from ./${module}`).to.equal(exports[name]);
+        }
+      }
+    });
+  });
+
   describe("generated ABIs", function () {
     it("protocol/abis.ts is what scripts/generate-abis.ts renders from the current artifacts", function () {
       const current = readFileSync(ABIS_FILE, "utf8");
