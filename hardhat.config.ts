@@ -39,7 +39,8 @@ const config: HardhatUserConfig = {
   },
   networks: {
     hardhat: { hardfork: "cancun" },
-    localhost: { url: "http://127.0.0.1:8545" },
+    // scripts/local-chain.ts points it at a node on another port (tests run several side by side).
+    localhost: { url: process.env.LOCALHOST_RPC_URL ?? "http://127.0.0.1:8545" },
     arbitrumSepolia: {
       url: process.env.ARBITRUM_SEPOLIA_RPC_URL ?? "https://sepolia-rollup.arbitrum.io/rpc",
       chainId: 421614,
