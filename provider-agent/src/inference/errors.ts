@@ -50,3 +50,20 @@ export class BackendUnavailableError extends InferenceError {
     this.name = "BackendUnavailableError";
   }
 }
+
+/**
+ * A request the backend cannot run as asked: an empty prompt, a JSON schema that does not compile to a
+ * grammar, sampling values out of range. Added by the inference layer; the HTTP layer should validate
+ * first, this is the backstop.
+ */
+export class InvalidRequestError extends InferenceError {
+  readonly code = "invalid_request";
+  readonly status = 400;
+  constructor(
+    readonly model: string,
+    readonly detail: string,
+  ) {
+    super(`invalid request for model ${model}: ${detail}`);
+    this.name = "InvalidRequestError";
+  }
+}
