@@ -64,6 +64,7 @@ export class EmbeddedEngine implements InferenceBackend {
 
   private constructor(
     private readonly llama: Llama,
+    private readonly ownsLlama: boolean,
     private readonly modelsLoaded: readonly LlamaModel[],
     private readonly byId: ReadonlyMap<string, ServedContext>,
     private readonly log: (level: EngineLogLevel, message: string) => void,
@@ -78,16 +79,19 @@ export class EmbeddedEngine implements InferenceBackend {
   static async start(options: EmbeddedEngineOptions): Promise<EmbeddedEngine> {
     const log = options.log ?? (() => undefined);
     checkConfig(options.models);
-    const llama = await getLlama({
-      // Never compile: a missing prebuilt binary would otherwise start a build of several minutes.
-      build: "never",
-      gpu: options.models.every((model) => model.gpu === "off") ? false : "auto",
-      // More threads than cores spin against each other (TOOLCHAIN.md: 1.1 tok/s with 4 threads on 2 cores).
-      maxThreads: options.maxThreads ?? machineCores(),
-      logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => log(toEngineLevel(level), message.trimEnd()),
-      progressLogs: false,
-    });
+    const ownsLlama = options.llama === undefined;
+    const llama =
+      options.llama ??
+      (await getLlama({
+        // Never compile: a missing prebuilt binary would otherwise start a build of several minutes.
+        build: "never",
+        gpu: options.models.every((model) => model.gpu === "off") ? false : "auto",
+        // More threads than cores spin against each other (TOOLCHAIN.md: 1.1 tok/s with 4 threads on 2 cores).
+        maxThreads: options.maxThreads ?? machineCores(),
+        logLevel: LlamaLogLevel.warn,
+        logger: (level, message) => log(toEngineLevel(level), message.trimEnd()),
+        progressLogs: false,
+      }));
     const loaded: LlamaModel[] = [];
     const byId = new Map<string, ServedContext>();
     try {
@@ -143,11 +147,12 @@ export class EmbeddedEngine implements InferenceBackend {
         }
       }
     } catch (error) {
-      // Disposing the Llama instance disposes every model and context loaded so far.
-      await llama.dispose();
+      // Disposing a model disposes its contexts; disposing our own Llama instance, everything.
+      for (const model of loaded) await model.dispose();
+      if (ownsLlama) await llama.dispose();
       throw error;
     }
-    return new EmbeddedEngine(llama, loaded, byId, log);
+    return new EmbeddedEngine(llama, ownsLlama, loaded, byId, log);
   }
 
   models(): ServedModel[] {
@@ -244,7 +249,7 @@ export class EmbeddedEngine implements InferenceBackend {
     await Promise.all(this.inFlight);
     for (const { context } of this.byId.values()) await context.dispose();
     for (const model of this.modelsLoaded) await model.dispose();
-    await this.llama.dispose();
+    if (this.ownsLlama) await this.llama.dispose();
   }
 
   private servedContext(model: string): ServedContext {

@@ -4,6 +4,8 @@
  */
 import { availableParallelism } from "node:os";
 
+import type { Llama } from "node-llama-cpp";
+
 export type GpuMode = "auto" | "on" | "off";
 
 export interface LoraAdapterConfig {
@@ -57,6 +59,11 @@ export interface EmbeddedEngineOptions {
   /** Threads node-llama-cpp may use in all. Default: the machine's cores (never more: spinning threads stall). */
   maxThreads?: number;
   onProgress?: (progress: LoadProgress) => void;
+  /**
+   * A node-llama-cpp instance to load into instead of a new one (getLlama tests its binary in a child
+   * process, ~2 s). The engine then leaves it open on close. Tests and the benchmark share one.
+   */
+  llama?: Llama;
   /** llama.cpp's warnings and errors, and the engine's own notes. */
   log?: (level: EngineLogLevel, message: string) => void;
 }

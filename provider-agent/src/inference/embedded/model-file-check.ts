@@ -86,6 +86,10 @@ export async function checkGgufFile(modelId: string, path: string, kind: GgufKin
   if (kind === "model" && type === "adapter")
     fail("this is a LoRA adapter, not a model: list it under a model's adapters");
 
+  // node-llama-cpp's reader pads a short file with zeros instead of failing, so check the header's end.
+  if (gguf.infoEndOffset !== undefined && gguf.infoEndOffset > info.size) {
+    fail(`the file is truncated inside its GGUF header (${info.size} bytes, the header needs ${gguf.infoEndOffset})`);
+  }
   let end = 0;
   for (const tensor of gguf.tensorInfo ?? []) {
     const block = GGML_TYPE_BLOCKS[tensor.ggmlType];
