@@ -26,12 +26,21 @@ function pathOf(path: readonly PropertyKey[]): string {
   return text === "" ? "(config)" : text;
 }
 
+/** An unknown field whose name says it holds a secret: refused with where keys go (never echoed). */
+const SECRET_NAME = /key|secret|password|passphrase|mnemonic|seed|private/i;
+const SECRET_MESSAGE =
+  "secrets are never read from the config file: set the key in the environment " +
+  "(PROVIDER_PRIVATE_KEY / OPERATOR_PRIVATE_KEY) or use an encrypted keystore (keys.providerKeystore)";
+
 function zodIssues(error: z.ZodError): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
-        issues.push({ path: pathOf([...issue.path, key]), message: "unknown field (check its spelling and level)" });
+        issues.push({
+          path: pathOf([...issue.path, key]),
+          message: SECRET_NAME.test(key) ? SECRET_MESSAGE : "unknown field (check its spelling and level)",
+        });
       }
     } else {
       issues.push({ path: pathOf(issue.path), message: issue.message });
@@ -186,7 +195,8 @@ export function loadConfig(path: string): AgentConfig {
 
 /**
  * YAML integers are read as bigints (a large amount keeps its digits); every one that fits a JS
- * number exactly becomes a number again, so only amounts stay bigints.
+ * number exactly becomes a number again, so only amounts stay bigints. An empty YAML key (`key:`,
+ * null) counts as absent, so a section left with only comments takes its defaults.
  */
 function safeIntegers(value: unknown): unknown {
   if (typeof value === "bigint") {
@@ -194,7 +204,11 @@ function safeIntegers(value: unknown): unknown {
   }
   if (Array.isArray(value)) return value.map(safeIntegers);
   if (typeof value === "object" && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, safeIntegers(item)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, item]) => item !== null)
+        .map(([key, item]) => [key, safeIntegers(item)]),
+    );
   }
   return value;
 }

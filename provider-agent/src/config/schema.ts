@@ -39,29 +39,6 @@ const rpcUrl = z
 const seconds = z.number().int("expected whole seconds").nonnegative();
 const positiveInt = z.number().int("expected a whole number").positive();
 
-/**
- * Any field whose name says it holds a secret: refused with a message saying where keys go, so a key
- * pasted into the YAML is never read (nor echoed in an error).
- */
-const FORBIDDEN_SECRET_FIELDS = ["privateKey", "private_key", "key", "mnemonic", "password", "secret", "seed"];
-
-function noSecrets<T extends z.ZodRawShape>(shape: T) {
-  return z.strictObject(shape).superRefine((_value, context) => {
-    const raw = context.value as Record<string, unknown>;
-    for (const field of FORBIDDEN_SECRET_FIELDS) {
-      if (Object.hasOwn(raw, field)) {
-        context.addIssue({
-          code: "custom",
-          path: [field],
-          message:
-            "secrets are never read from the config file: set the key in the environment " +
-            "(PROVIDER_PRIVATE_KEY / OPERATOR_PRIVATE_KEY) or use an encrypted keystore (keys.*Keystore)",
-        });
-      }
-    }
-  });
-}
-
 /** The three prices of a bid, base units of the market token. */
 const bidSchema = z.strictObject({
   pricePerSecond: amount.default(0n),
@@ -95,7 +72,7 @@ const sourceFields = {
   sha256: bytes32.optional(),
 };
 
-const adapterSchema = noSecrets({
+const adapterSchema = z.strictObject({
   /** A label for logs and /v1/models. */
   name: z.string().min(1),
   /** The on-chain model id of the adapter; omit it for an adapter the provider registers (`register`). */
@@ -107,7 +84,7 @@ const adapterSchema = noSecrets({
   bid: bidSchema.optional(),
 });
 
-const modelSchema = noSecrets({
+const modelSchema = z.strictObject({
   /** A label for logs. */
   name: z.string().min(1),
   /** The on-chain model id; omit it for a model the provider registers itself (`register`). */
@@ -141,7 +118,7 @@ const keystoreSchema = z.strictObject({
   passwordEnv: z.string().min(1),
 });
 
-export const configSchema = noSecrets({
+export const configSchema = z.strictObject({
   chain: z.strictObject({
     /** JSON-RPC endpoints, tried in order (http(s) or ws(s); a websocket one is used for new blocks). */
     rpcUrls: z.array(rpcUrl).min(1, "give at least one RPC URL"),
