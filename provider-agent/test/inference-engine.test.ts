@@ -266,6 +266,30 @@ void describe("embedded engine", () => {
   });
 });
 
+void describe("embedded engine on several CPU contexts", () => {
+  void it("spreads a CPU model's sequences over one single-threaded context per thread, with the same answers", async () => {
+    const single = await startTinyEngine({ threads: 1, parallel: 3, adapters: [] });
+    const spread = await startTinyEngine({ threads: 2, parallel: 3, adapters: [] });
+    try {
+      const prompts = ["one", "two", "three"].map((content) => request(chat(content), { maxTokens: 20 }));
+      const expected = await Promise.all(
+        prompts.map(async (prompt) => (await collect(await single.generate(prompt))).text),
+      );
+      const started = await Promise.all(prompts.map((prompt) => spread.generate(prompt)));
+      assert.equal(spread.status().models[0]?.activeSequences, 3);
+      const answers = await Promise.all(started.map(async (generation) => collect(generation)));
+      assert.deepEqual(
+        answers.map((answer) => answer.text),
+        expected,
+      );
+      assert.ok(answers.every((answer) => answer.result.outputTokens === 20));
+    } finally {
+      await single.close();
+      await spread.close();
+    }
+  });
+});
+
 void describe("embedded engine shutdown", () => {
   void it("drains in-flight generations, then refuses new ones; close releases everything", async () => {
     const engine = await startTinyEngine({ parallel: 1 });

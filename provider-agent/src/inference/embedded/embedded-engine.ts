@@ -1,7 +1,8 @@
 /**
- * The embedded engine: node-llama-cpp in this process. Per configured model one context with N
- * sequences (continuous batching), plus one context per LoRA adapter on the same loaded weights; a fair
- * queue in front of each context's sequences.
+ * The embedded engine: node-llama-cpp in this process. Per configured model its N parallel sequences
+ * (continuous batching) in one context, or on the CPU spread over one single-threaded context per
+ * thread (see `EmbeddedModelConfig.contexts`); the same again for each LoRA adapter, on the same loaded
+ * weights; a fair queue in front of each served id's sequences.
  */
 import {
   type Llama,
@@ -44,11 +45,11 @@ interface SequenceSlot extends Slot {
   sequence: LlamaContextSequence;
 }
 
-/** One served id: a model's own context, or an adapter's context on its base model. */
+/** One served id: a model's own contexts, or an adapter's contexts on its base model. */
 interface ServedContext {
   served: ServedModel;
   model: LlamaModel;
-  context: LlamaContext;
+  contexts: LlamaContext[];
   templater: PromptTemplater;
   scheduler: SlotScheduler<SequenceSlot>;
 }
@@ -114,12 +115,17 @@ export class EmbeddedEngine implements InferenceBackend {
         const templater = new PromptTemplater(model);
         const contextSize = Math.min(config.contextSize ?? DEFAULT_CONTEXT_SIZE, model.trainContextSize);
         const parallel = config.parallel ?? DEFAULT_PARALLEL;
+        const threads = config.threads ?? llama.maxThreads;
+        const onCpu = llama.gpu === false || model.gpuLayers === 0;
+        const contexts =
+          config.contexts === undefined || config.contexts === "auto" ? (onCpu ? threads : 1) : config.contexts;
         const base = await createServedContext(model, templater, log, {
           id: config.id,
           path: config.path,
           contextSize,
           parallel,
-          threads: config.threads,
+          threads,
+          contexts,
           batchSize: config.batchSize,
           maxPromptTokens: config.maxPromptTokens,
           maxQueued: config.maxQueued ?? parallel * QUEUE_PER_SEQUENCE,
@@ -133,7 +139,8 @@ export class EmbeddedEngine implements InferenceBackend {
             baseModelId: config.id,
             contextSize,
             parallel: adapterParallel,
-            threads: config.threads,
+            threads,
+            contexts,
             batchSize: config.batchSize,
             maxPromptTokens: config.maxPromptTokens,
             maxQueued: adapter.maxQueued ?? config.maxQueued ?? adapterParallel * QUEUE_PER_SEQUENCE,
@@ -164,7 +171,7 @@ export class EmbeddedEngine implements InferenceBackend {
     return {
       ready: this.state === "serving",
       gpu,
-      models: [...this.byId.values()].map(({ served, model, context, scheduler }) => ({
+      models: [...this.byId.values()].map(({ served, model, contexts, scheduler }) => ({
         id: served.id,
         loaded: this.state !== "closed",
         activeSequences: scheduler.active,
@@ -173,7 +180,8 @@ export class EmbeddedEngine implements InferenceBackend {
         vramBytes:
           gpu === false || this.state === "closed"
             ? undefined
-            : context.memoryUsage.vram + (served.baseModelId === undefined ? model.memoryUsage.vram : 0),
+            : contexts.reduce((sum, context) => sum + context.memoryUsage.vram, 0) +
+              (served.baseModelId === undefined ? model.memoryUsage.vram : 0),
       })),
     };
   }
@@ -247,7 +255,7 @@ export class EmbeddedEngine implements InferenceBackend {
     this.state = "closed";
     this.closing.abort();
     await Promise.all(this.inFlight);
-    for (const { context } of this.byId.values()) await context.dispose();
+    for (const { contexts } of this.byId.values()) for (const context of contexts) await context.dispose();
     for (const model of this.modelsLoaded) await model.dispose();
     if (this.ownsLlama) await this.llama.dispose();
   }
@@ -274,7 +282,8 @@ interface ServedContextOptions {
   baseModelId?: string;
   contextSize: number;
   parallel: number;
-  threads: number | undefined;
+  threads: number;
+  contexts: number;
   batchSize: number | undefined;
   maxPromptTokens: number | undefined;
   maxQueued: number;
@@ -290,41 +299,62 @@ async function createServedContext(
   log: (level: EngineLogLevel, message: string) => void,
   options: ServedContextOptions,
 ): Promise<ServedContext> {
-  const batching = new SequenceOrderedBatching((message) => log("warn", `${options.id}: ${message}`));
-  const context = await model
-    .createContext({
-      contextSize: options.contextSize,
-      sequences: options.parallel,
-      threads: options.threads,
-      batchSize: options.batchSize,
-      batching: batching.options,
-      lora: options.lora,
-      // A fixed context size either fits or fails; never silently shrink what the config asked for.
-      failedCreationRemedy: false,
-    })
-    .catch((error: unknown) => {
-      const what = options.lora ? "the adapter cannot be applied" : "its context cannot be created";
-      throw new ModelLoadError(options.id, options.path, `${what} (${errorMessage(error)})`, { cause: error });
-    });
-  batching.attachContext(context);
-  // Sequences are created once, in id order, and reused: the scheduler hands out the lowest free one.
-  const slots: SequenceSlot[] = [];
-  for (let index = 0; index < options.parallel; index++) {
-    const sequence = context.getSequence();
-    batching.attachSequence(sequence);
-    slots.push({ index, sequence });
+  const contextCount = Math.min(options.contexts, options.parallel);
+  const threadsPerContext = Math.max(1, Math.floor(options.threads / contextCount));
+  const contexts: LlamaContext[] = [];
+  const sequencesOf: LlamaContextSequence[][] = [];
+  try {
+    for (let index = 0; index < contextCount; index++) {
+      // Sequences split as evenly as possible: 8 over 3 contexts is 3, 3, 2.
+      const sequences = Math.floor(options.parallel / contextCount) + (index < options.parallel % contextCount ? 1 : 0);
+      const batching = new SequenceOrderedBatching((message) => log("warn", `${options.id}: ${message}`));
+      const context = await model
+        .createContext({
+          contextSize: options.contextSize,
+          sequences,
+          threads: threadsPerContext,
+          batchSize: options.batchSize,
+          batching: batching.options,
+          lora: options.lora,
+          // A fixed context size either fits or fails; never silently shrink what the config asked for.
+          failedCreationRemedy: false,
+        })
+        .catch((error: unknown) => {
+          const what = options.lora ? "the adapter cannot be applied" : "its context cannot be created";
+          throw new ModelLoadError(options.id, options.path, `${what} (${errorMessage(error)})`, { cause: error });
+        });
+      contexts.push(context);
+      batching.attachContext(context);
+      // Sequences are created once, in id order, and reused.
+      const sequencesOfContext = Array.from({ length: sequences }, () => context.getSequence());
+      for (const sequence of sequencesOfContext) batching.attachSequence(sequence);
+      sequencesOf.push(sequencesOfContext);
+    }
+  } catch (error) {
+    for (const context of contexts) await context.dispose();
+    throw error;
   }
-  const ceiling = context.contextSize - 1;
+  // Slot order interleaves the contexts (A0 B0 A1 B1…): the scheduler hands out the lowest free slot, so
+  // streams spread over the contexts (cores) and, within one, keep to the lowest sequence ids.
+  const slots: SequenceSlot[] = [];
+  for (let depth = 0; slots.length < options.parallel; depth++) {
+    for (const sequences of sequencesOf) {
+      const sequence = sequences[depth];
+      if (sequence) slots.push({ index: slots.length, sequence });
+    }
+  }
+  const contextSize = contexts[0]!.contextSize;
+  const ceiling = contextSize - 1;
   return {
     served: {
       id: options.id,
       ...(options.baseModelId === undefined ? {} : { baseModelId: options.baseModelId }),
-      contextSize: context.contextSize,
+      contextSize,
       maxPromptTokens: Math.min(options.maxPromptTokens ?? ceiling, ceiling),
       parallel: options.parallel,
     },
     model,
-    context,
+    contexts,
     templater,
     scheduler: new SlotScheduler(slots, { model: options.id, maxQueued: options.maxQueued }),
   };
@@ -338,7 +368,12 @@ function checkConfig(models: readonly EmbeddedModelConfig[]): void {
       if (ids.has(id)) throw new RangeError(`model id ${id} is configured twice`);
       ids.add(id);
     }
-    const positive = { contextSize: config.contextSize, parallel: config.parallel, threads: config.threads };
+    const positive = {
+      contextSize: config.contextSize,
+      parallel: config.parallel,
+      threads: config.threads,
+      contexts: config.contexts === "auto" ? undefined : config.contexts,
+    };
     for (const [name, value] of Object.entries(positive)) {
       if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
         throw new RangeError(`model ${config.id}: ${name} must be a whole number ≥ 1, not ${value}`);

@@ -31,6 +31,14 @@ export interface EmbeddedModelConfig {
   parallel?: number;
   /** CPU threads for this model's contexts. Default: the machine's cores. */
   threads?: number;
+  /**
+   * Contexts the model's sequences are spread over, each with `threads / contexts` threads. "auto"
+   * (default): on the CPU, one single-threaded context per thread; with GPU layers, one context.
+   * node-llama-cpp 3.21.1's multi-threaded CPU decoding spins at every ggml barrier (no persistent
+   * thread pool): 2 threads ran a 512-dim model at 48 tok/s where 1 thread ran 113 (TOOLCHAIN.md), and
+   * on a loaded machine it collapses to a few tok/s. Single-threaded contexts side by side do not spin.
+   */
+  contexts?: number | "auto";
   /** "on" offloads every layer, "off" none, "auto" what fits. Default "auto". */
   gpu?: GpuMode;
   /** Longest prompt accepted. Default and ceiling: `contextSize - 1`. */
