@@ -124,7 +124,10 @@ void describe("config", () => {
     const dir = await mkdtemp(join(tmpdir(), "agent-config-"));
     const path = join(dir, "broken.yaml");
     await writeFile(path, "chain: [unclosed\n");
-    assert.throws(() => loadConfig(path), (error: unknown) => error instanceof ConfigError && /\(yaml\)/.test(error.message));
+    assert.throws(
+      () => loadConfig(path),
+      (error: unknown) => error instanceof ConfigError && /\(yaml\)/.test(error.message),
+    );
     assert.throws(
       () => loadConfig(join(dir, "missing.yaml")),
       (error: unknown) => error instanceof ConfigError && /cannot read/.test(error.message),

@@ -61,7 +61,10 @@ function termsOf(overrides: Partial<SessionTerms> = {}): SessionTerms {
 async function serviceWith(options: { deposit: bigint; creditLimit: bigint; terms?: SessionTerms; now?: number }) {
   const terms = options.terms ?? termsOf();
   const sessionId = sessionIdOf(terms);
-  const { journal } = await Journal.open(await mkdtemp(join(tmpdir(), "agent-credit-")), Logger.create({ level: "silent" }));
+  const { journal } = await Journal.open(
+    await mkdtemp(join(tmpdir(), "agent-credit-")),
+    Logger.create({ level: "silent" }),
+  );
   const book = new SessionBook(journal);
   const clock = { now: options.now ?? OPENED_AT + 100 };
   const service = new SessionService({
@@ -125,7 +128,10 @@ void describe("credit rule", () => {
     // deposit − 100 s × 10 leaves 120: a 10-token prompt (20) and 20 output tokens (100).
     const meter = service.admit(account, 10, 1_000);
     assert.equal(meter.maxTokens, 20);
-    assert.throws(() => service.admit(account, 10, 1_000), (error: unknown) => refusalCode(error) === "deposit_exhausted");
+    assert.throws(
+      () => service.admit(account, 10, 1_000),
+      (error: unknown) => refusalCode(error) === "deposit_exhausted",
+    );
     meter.admit(10);
     assert.equal(meter.progress(3, OPENED_AT + 100), true);
     await service.finish(meter);
@@ -141,7 +147,10 @@ void describe("credit rule", () => {
     meter.admit(10);
     meter.progress(16, OPENED_AT + 100);
     await service.finish(meter);
-    assert.throws(() => service.admit(account, 1, 1), (error: unknown) => refusalCode(error) === "receipt_required");
+    assert.throws(
+      () => service.admit(account, 1, 1),
+      (error: unknown) => refusalCode(error) === "receipt_required",
+    );
     await service.submitReceipt(sessionId, await signReceipt(sessionKey, domain, receipt(sessionId, 1n, 10n, 16n)));
     assert.equal(service.admit(account, 10, 16).maxTokens, 16);
   });
@@ -159,7 +168,10 @@ void describe("credit rule", () => {
 
 void describe("receipts", () => {
   void it("accepts a receipt signed by the session key and refuses the others, each with its code", async () => {
-    const { service, account, sessionId, journal } = await serviceWith({ deposit: 10n ** 18n, creditLimit: 10n ** 18n });
+    const { service, account, sessionId, journal } = await serviceWith({
+      deposit: 10n ** 18n,
+      creditLimit: 10n ** 18n,
+    });
     const meter = service.admit(account, 10, 20);
     meter.admit(10);
     meter.progress(20, OPENED_AT + 100);
@@ -179,7 +191,7 @@ void describe("receipts", () => {
     assert.equal(await code(service.submitReceipt(sessionId, forged)), "bad_signature");
     const zero = await signReceipt(sessionKey, domain, receipt(sessionId, 0n, 0n, 0n));
     assert.equal(await code(service.submitReceipt(sessionId, zero)), "invalid_receipt");
-    assert.equal(account.local.best?.receipt.seq, 2n);
+    assert.equal(account.local.best.receipt.seq, 2n);
     await journal.close();
   });
 
@@ -199,25 +211,34 @@ void describe("receipts", () => {
     const { providerSignature } = await service.countersign(sessionId, final);
     assert.match(providerSignature, /^0x[0-9a-f]{130}$/);
     assert.equal((await service.countersign(sessionId, final)).providerSignature, providerSignature);
-    assert.throws(() => service.admit(account, 1, 1), (caught: unknown) => refusalCode(caught) === "session_closed");
+    assert.throws(
+      () => service.admit(account, 1, 1),
+      (caught: unknown) => refusalCode(caught) === "session_closed",
+    );
   });
 });
 
 void describe("wire formats (protocol/agent-api.ts)", () => {
   void it("round-trips the bearer token and refuses malformed ones", async () => {
-    const sessionId = `0x${"ab".repeat(32)}` as Hex;
+    const sessionId = `0x${"ab".repeat(32)}`;
     const token = await createAuthToken(sessionKey, domain, sessionId, 1_700_000_000n);
     const parsed = parseAuthToken(token);
     assert.equal(parsed.auth.sessionId, sessionId);
     assert.equal(parsed.auth.expiresAt, 1_700_000_000n);
     assert.equal(encodeAuthToken(parsed), token);
-    for (const bad of ["", "a.b", `${sessionId}.x.0x00`, `0x12.1.${parsed.signature}`, `${sessionId}.-1.${parsed.signature}`]) {
+    for (const bad of [
+      "",
+      "a.b",
+      `${sessionId}.x.0x00`,
+      `0x12.1.${parsed.signature}`,
+      `${sessionId}.-1.${parsed.signature}`,
+    ]) {
       assert.throws(() => parseAuthToken(bad), /authorization/);
     }
   });
 
   void it("round-trips the receipt header and the receipt JSON", async () => {
-    const sessionId = `0x${"cd".repeat(32)}` as Hex;
+    const sessionId = `0x${"cd".repeat(32)}`;
     const signed = await signReceipt(sessionKey, domain, receipt(sessionId, 5n, 123n, 456n, 7));
     assert.deepEqual(parseReceiptHeader(encodeReceiptHeader(signed)), signed);
     assert.deepEqual(receiptFromJson(receiptToJson(signed.receipt)), signed.receipt);

@@ -40,7 +40,10 @@ void describe("keys", () => {
     const keys = await loadKeys({ ...sources, providerAddress: provider.address }, { O_KEY: OPERATOR_KEY });
     assert.equal(keys.provider, undefined);
     assert.equal(keys.providerAddress, provider.address);
-    await assert.rejects(loadKeys(sources, { O_KEY: OPERATOR_KEY }), /operator-only mode .* needs the provider's address/);
+    await assert.rejects(
+      loadKeys(sources, { O_KEY: OPERATOR_KEY }),
+      /operator-only mode .* needs the provider's address/,
+    );
     await assert.rejects(loadKeys(sources, {}), /no key/);
   });
 

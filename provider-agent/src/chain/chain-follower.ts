@@ -136,7 +136,8 @@ export class ChainFollower {
   async lookup(sessionId: Hex): Promise<ChainSession | undefined> {
     const state = await this.options.reader.sessionState(sessionId);
     if (state.status === "none") return undefined;
-    const latest = await this.options.client.getBlockNumber();
+    // Not the cached block number: the session may have opened in the block just mined.
+    const latest = await this.options.client.getBlockNumber({ cacheTime: 0 });
     const logs = await this.scanner.findLatest(
       openedFilter(this.options.addresses, sessionId),
       this.options.fromBlock,

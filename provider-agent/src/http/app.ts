@@ -2,7 +2,7 @@
  * Builds the agent's HTTP server without listening (tests call `inject()` or listen on port 0):
  * error handling and rate limits first, the OpenAPI document, then one plugin per concern.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "../log/logger.js";
 import type { AgentMetrics } from "../metrics/agent-metrics.js";
 import type { AgentRuntime } from "../runtime.js";
@@ -31,7 +31,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     // The agent's Logger implements the part of pino that fastify calls (levels, child, serializers).
     loggerInstance: options.logger.child({ component: "http" }) as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // The agent logs each request itself (debug, one line) instead of fastify's two info lines.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes,
     // Streams may run long; the agent's own shutdown ends them within its grace period.
     requestTimeout: 0,

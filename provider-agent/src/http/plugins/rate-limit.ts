@@ -22,7 +22,7 @@ export async function registerRateLimits(
     app.addHook("onRequest", async (request) => {
       if (UNLIMITED_PATHS.has(request.url.split("?")[0] ?? "")) return;
       const result = await byIp(request);
-      if (!result.isAllowed) {
+      if (!result.isAllowed && result.isExceeded) {
         throw new Refusal("rate_limited", `more than ${limits.perIp} requests a minute from ${request.ip}`, {
           retryAfterSeconds: Math.max(1, result.ttlInSeconds),
         });
@@ -39,7 +39,7 @@ export async function registerRateLimits(
   return async (request, sessionId) => {
     sessionKeys.set(request, sessionId.toLowerCase());
     const result = await bySession(request);
-    if (!result.isAllowed) {
+    if (!result.isAllowed && result.isExceeded) {
       throw new Refusal("rate_limited", `more than ${limits.perSession} requests a minute for session ${sessionId}`, {
         retryAfterSeconds: Math.max(1, result.ttlInSeconds),
       });
