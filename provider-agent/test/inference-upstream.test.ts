@@ -154,6 +154,14 @@ void describe("upstream backend failures", () => {
     await failure(backendAt(url), /HTTP 500: boom/);
   });
 
+  void it("maps an error event inside the stream to BackendUnavailableError", async () => {
+    const url = await listen((_, response) => {
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.end(`data: ${JSON.stringify({ error: { message: "slot unavailable" } })}\n\n`);
+    });
+    await failure(backendAt(url), /slot unavailable/);
+  });
+
   void it("maps an unreachable upstream to BackendUnavailableError, at start and per request", async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));

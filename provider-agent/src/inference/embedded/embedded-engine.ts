@@ -37,7 +37,7 @@ import {
 } from "./engine-config.js";
 import { JsonSchemaGrammars } from "./json-schema-grammars.js";
 import { ModelLoadError, checkGgufFile, errorMessage } from "./model-file-check.js";
-import { PromptTemplater } from "./prompt-templater.js";
+import { PromptTemplater, type TemplatedPrompt } from "./prompt-templater.js";
 import { resolveSampling } from "./sampling.js";
 import { generateOnSequence } from "./sequence-generation.js";
 
@@ -188,14 +188,14 @@ export class EmbeddedEngine implements InferenceBackend {
 
   countPromptTokens(model: string, prompt: Prompt): Promise<number> {
     // Templating is synchronous; the executor turns its errors (UnknownModelError) into a rejection.
-    return new Promise((resolve) => resolve(this.servedContext(model).templater.render(prompt).tokens.length));
+    return new Promise((resolve) => resolve(this.render(model, this.servedContext(model), prompt).tokens.length));
   }
 
   async generate(request: GenerationRequest): Promise<Generation> {
     this.assertServing(request.model);
     const served = this.servedContext(request.model);
     const sampling = resolveSampling(request.model, request.sampling);
-    const prompt = served.templater.render(request.prompt);
+    const prompt = this.render(request.model, served, request.prompt);
     if (prompt.tokens.length === 0) throw new InvalidRequestError(request.model, "the prompt is empty");
     if (prompt.tokens.length > served.served.maxPromptTokens) {
       throw new PromptTooLongError(request.model, prompt.tokens.length, served.served.maxPromptTokens);
@@ -258,6 +258,15 @@ export class EmbeddedEngine implements InferenceBackend {
     for (const { contexts } of this.byId.values()) for (const context of contexts) await context.dispose();
     for (const model of this.modelsLoaded) await model.dispose();
     if (this.ownsLlama) await this.llama.dispose();
+  }
+
+  /** The prompt's tokens; a chat the model's template refuses (some refuse roles out of turn) is the client's error. */
+  private render(model: string, served: ServedContext, prompt: Prompt): TemplatedPrompt {
+    try {
+      return served.templater.render(prompt);
+    } catch (error) {
+      throw new InvalidRequestError(model, `the prompt cannot be templated: ${errorMessage(error)}`);
+    }
   }
 
   private servedContext(model: string): ServedContext {

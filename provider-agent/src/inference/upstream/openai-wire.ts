@@ -4,20 +4,20 @@
  */
 import type { FinishReason, GenerationRequest } from "../backend.js";
 
+export interface WireError {
+  error?: { message?: string } | string;
+  message?: string;
+}
+
 export interface WireUsage {
   prompt_tokens?: number;
   completion_tokens?: number;
 }
 
 /** A `chat.completion.chunk` or a `text_completion` chunk. */
-export interface WireChunk {
+export interface WireChunk extends WireError {
   choices?: { delta?: { content?: string | null }; text?: string; finish_reason?: string | null }[];
   usage?: WireUsage | null;
-}
-
-export interface WireError {
-  error?: { message?: string } | string;
-  message?: string;
 }
 
 export function requestPath(request: GenerationRequest): string {

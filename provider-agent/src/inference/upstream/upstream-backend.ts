@@ -295,7 +295,8 @@ export class UpstreamBackend implements InferenceBackend {
         throw new BackendUnavailableError(model, `the upstream failed: ${timedOut ?? describe(error)}`);
       }
       if (!response.ok) {
-        const detail = errorText(await response.json().catch(() => response.statusText));
+        const raw = await response.text().catch(() => "");
+        const detail = errorText(parseJson(raw) ?? (raw || response.statusText));
         // The client's mistake (a prompt too long for the upstream's context, a bad schema) stays a 4xx.
         if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
           throw new InvalidRequestError(model, `the upstream refused it (HTTP ${response.status}: ${detail})`);
@@ -316,6 +317,9 @@ export class UpstreamBackend implements InferenceBackend {
               `the upstream sent a chunk that is not JSON: ${data.slice(0, 200)}`,
             );
           }
+          // llama-server reports a failure after the headers as an `error` event.
+          if (chunk.error !== undefined)
+            throw new BackendUnavailableError(model, `the upstream failed: ${errorText(chunk)}`);
           const countBefore = usage?.completion_tokens ?? textChunks;
           usage = latestUsage(usage, chunk.usage ?? chunkTimingsUsage(chunk));
           finishReason ??= chunkFinishReason(chunk);
@@ -384,6 +388,14 @@ function latestUsage(current: WireUsage | undefined, reported: WireUsage | undef
     completion_tokens:
       completion === undefined ? current?.completion_tokens : Math.max(completion, current?.completion_tokens ?? 0),
   };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 function describe(error: unknown): string {
