@@ -82,6 +82,8 @@ export const AGENT_ERROR_STATUS = {
   not_ready: 503,
   /** The inference backend failed or cannot serve now. */
   backend_unavailable: 503,
+  /** The agent cannot reach the chain now (to look a session up, to read a bid); see `Retry-After`. */
+  chain_unavailable: 503,
   /** No such route (method and path). */
   route_not_found: 404,
   /** A bug or an unexpected failure; the message says what. */

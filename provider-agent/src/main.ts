@@ -2,7 +2,6 @@
  * What the `provider-agent` commands do: read the config and the keys, then start (and listen until
  * SIGTERM/SIGINT), claim, or check. Exit codes: 0 done, 1 failed (the reason is logged), 2 bad usage.
  */
-import { startAgent } from "./agent.js";
 import { resolveAddresses } from "./chain/addresses.js";
 import { createChainClients, fetchChainId } from "./chain/clients.js";
 import { MarketReader } from "./chain/market.js";
@@ -37,6 +36,8 @@ async function configAndKeys(configPath: string, env: NodeJS.ProcessEnv) {
 /** `provider-agent start`: runs until SIGTERM or SIGINT, then drains and exits 0. */
 export async function runStart(configPath: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { config, logger, keys } = await configAndKeys(configPath, env);
+  // Loaded only to start: the engine's native bindings take a while, `check` and `claim` need none.
+  const { startAgent } = await import("./agent.js");
   const agent = await startAgent({ config, keys, logger, processMetrics: true });
   let signalled = false;
   const finished = new Promise<number>((resolve) => {

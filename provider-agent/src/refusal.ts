@@ -26,3 +26,14 @@ export class Refusal extends Error {
     return this.options.retryAfterSeconds;
   }
 }
+
+/** Runs a chain read for a request: a failure to reach the chain becomes `chain_unavailable`. */
+export async function readingChain<T>(what: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof Refusal) throw error;
+    const detail = error instanceof Error ? (error.message.split("\n")[0] ?? error.name) : String(error);
+    throw new Refusal("chain_unavailable", `cannot reach the chain to ${what}: ${detail}`, { retryAfterSeconds: 5 });
+  }
+}

@@ -220,7 +220,7 @@ void describe("receipts", () => {
 
 void describe("wire formats (protocol/agent-api.ts)", () => {
   void it("round-trips the bearer token and refuses malformed ones", async () => {
-    const sessionId = `0x${"ab".repeat(32)}`;
+    const sessionId: Hex = `0x${"ab".repeat(32)}`;
     const token = await createAuthToken(sessionKey, domain, sessionId, 1_700_000_000n);
     const parsed = parseAuthToken(token);
     assert.equal(parsed.auth.sessionId, sessionId);
@@ -238,7 +238,7 @@ void describe("wire formats (protocol/agent-api.ts)", () => {
   });
 
   void it("round-trips the receipt header and the receipt JSON", async () => {
-    const sessionId = `0x${"cd".repeat(32)}`;
+    const sessionId: Hex = `0x${"cd".repeat(32)}`;
     const signed = await signReceipt(sessionKey, domain, receipt(sessionId, 5n, 123n, 456n, 7));
     assert.deepEqual(parseReceiptHeader(encodeReceiptHeader(signed)), signed);
     assert.deepEqual(receiptFromJson(receiptToJson(signed.receipt)), signed.receipt);

@@ -219,7 +219,7 @@ void describe("text completions", () => {
     const whole = await openai.completions.create({
       model: ids.modelId,
       prompt: "Once upon a time",
-      max_completion_tokens: 8,
+      max_tokens: 8,
       temperature: 0,
     });
     assert.equal(whole.object, "text_completion");
@@ -227,7 +227,7 @@ void describe("text completions", () => {
     const stream = await openai.completions.create({
       model: ids.modelId,
       prompt: "Once upon a time",
-      max_completion_tokens: 8,
+      max_tokens: 8,
       temperature: 0,
       stream: true,
       stream_options: { include_usage: true },

@@ -4,6 +4,7 @@ import { appendFile, mkdtemp, readFile, readdir, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type SessionTerms, receiptToJson } from "../../protocol/index.js";
 import { Logger, memoryDestination } from "../src/log/logger.js";
@@ -12,7 +13,7 @@ import { lockDataDir } from "../src/sessions/data-dir-lock.js";
 import { JOURNAL_FILE, Journal, type JournalRecord, encodeJournalLine } from "../src/sessions/journal.js";
 import { SessionBook } from "../src/sessions/session-book.js";
 
-const SESSION = `0x${"aa".repeat(32)}`;
+const SESSION: Hex = `0x${"aa".repeat(32)}`;
 const user = privateKeyToAccount(`0x${"3".repeat(64)}`);
 
 function terms(prices: { input: bigint; output: bigint }): SessionTerms {

@@ -14,7 +14,7 @@ import {
   providerOfBid,
   signSessionApproval,
 } from "../../../protocol/index.js";
-import { Refusal } from "../refusal.js";
+import { Refusal, readingChain } from "../refusal.js";
 import type { ApprovalLedger } from "./approval-ledger.js";
 
 /** What approvals need to read from the chain, fresh for each request. */
@@ -76,10 +76,9 @@ export class ApprovalDesk {
     if (request.maxDuration < 1) {
       throw new Refusal("invalid_request", "maxDuration must be at least 1 second", { param: "maxDuration" });
     }
-    const [bid, marketMaxDuration] = await Promise.all([
-      options.chain.bid(request.bidId),
-      options.chain.maxSessionDuration(),
-    ]);
+    const [bid, marketMaxDuration] = await readingChain("read the bid", () =>
+      Promise.all([options.chain.bid(request.bidId), options.chain.maxSessionDuration()]),
+    );
     if (!bid.active) throw new Refusal("bid_not_active", `bid ${request.bidId} is not active`, { param: "bidId" });
     if (!options.servedModels().has(bid.modelId.toLowerCase())) {
       throw new Refusal("bid_not_active", `bid ${request.bidId} is for model ${bid.modelId}, not served here now`, {
@@ -106,10 +105,12 @@ export class ApprovalDesk {
         { retryAfterSeconds: 60 },
       );
     }
-    const [royaltyBps, feeBps] = await Promise.all([
-      options.maxRoyaltyBps ?? options.chain.royaltyBps(bid.modelId),
-      options.maxFeeBps ?? options.chain.protocolFeeBps(),
-    ]);
+    const [royaltyBps, feeBps] = await readingChain("read the royalty and protocol fee", () =>
+      Promise.all([
+        options.maxRoyaltyBps ?? options.chain.royaltyBps(bid.modelId),
+        options.maxFeeBps ?? options.chain.protocolFeeBps(),
+      ]),
+    );
     const deadline = now + options.approvalTtlSeconds;
     const nonce = await options.ledger.issue({
       bidId: request.bidId,

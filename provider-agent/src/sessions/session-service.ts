@@ -17,7 +17,7 @@ import {
   usageCost,
   verifySessionAuth,
 } from "../../../protocol/index.js";
-import { Refusal } from "../refusal.js";
+import { Refusal, readingChain } from "../refusal.js";
 import { affordableOutputTokens, creditPosition, promptAffordable } from "./credit.js";
 import { checkNewReceipt, checkReceiptSignature, checkReceiptWithinServed, sameReceipt } from "./receipts.js";
 import { RequestMeter } from "./request-meter.js";
@@ -71,7 +71,9 @@ export class SessionService {
     const id = sessionId.toLowerCase() as Hex;
     let pending = this.lookups.get(id);
     if (!pending) {
-      pending = this.options.lookup(id).finally(() => this.lookups.delete(id));
+      pending = readingChain(`look up session ${id}`, () => this.options.lookup(id)).finally(() =>
+        this.lookups.delete(id),
+      );
       this.lookups.set(id, pending);
     }
     const found = await pending;
