@@ -109,6 +109,12 @@ async function benchModel(
     const rates = measurements.map((m) => `${m.tokensPerSecond.toFixed(1)} tok/s`.padStart(14)).join("");
     console.log(`${name.padEnd(pad)}  ${rates}   ${measurements[0]!.ttftMs.toFixed(1)} ms`);
   }
+  console.log("per second of this process's CPU time (steadier than wall clock on a shared machine):");
+  for (const [name, measurements] of byTarget) {
+    if (measurements[0]?.tokensPerCpuSecond === undefined) continue;
+    const rates = measurements.map((m) => `${(m.tokensPerCpuSecond ?? 0).toFixed(1)} tok/s`.padStart(14)).join("");
+    console.log(`${name.padEnd(pad)}  ${rates}`);
+  }
   const agentTarget = http?.name ?? "embedded engine";
   const direct = byTarget.get("node-llama-cpp direct")![0]!;
   const agent = byTarget.get(agentTarget)![0]!;

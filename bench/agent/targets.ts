@@ -33,6 +33,7 @@ export async function directTarget(llama: Llama, options: TargetOptions): Promis
   const contexts = new Map<number, { context: LlamaContext; sequences: LlamaContextSequence[] }>();
   return {
     name: "node-llama-cpp direct",
+    inProcess: true,
     async run(streams, tokens) {
       let entry = contexts.get(streams);
       if (!entry) {
@@ -82,6 +83,7 @@ export async function engineTarget(llama: Llama, options: TargetOptions): Promis
   });
   return {
     name: "embedded engine",
+    inProcess: true,
     async run(streams, tokens) {
       const started = performance.now();
       return Promise.all(
@@ -122,6 +124,7 @@ export async function llamaServerTarget(binary: string, options: TargetOptions):
   await waitUntilHealthy(server, baseUrl);
   return {
     name: "llama-server",
+    inProcess: false,
     async run(streams, tokens) {
       const started = performance.now();
       return Promise.all(

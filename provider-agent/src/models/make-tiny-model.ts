@@ -12,9 +12,9 @@ import { parseArgs } from "node:util";
 import { formatBytes } from "./progress-reporter.js";
 import { COMPUTE_SHAPE, TINY_SHAPE, writeLlamaTestModel, writeLoraTestAdapter } from "./gguf/test-llama.js";
 
-export const TINY_MODEL_FILE = "tiny.gguf";
-export const TINY_ADAPTER_FILE = "tiny-lora.gguf";
-export const COMPUTE_MODEL_FILE = "compute-512x8.gguf";
+const TINY_MODEL_FILE = "tiny.gguf";
+const TINY_ADAPTER_FILE = "tiny-lora.gguf";
+const COMPUTE_MODEL_FILE = "compute-512x8.gguf";
 
 const { values } = parseArgs({
   options: {

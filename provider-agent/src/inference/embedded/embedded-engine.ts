@@ -98,6 +98,13 @@ export class EmbeddedEngine implements InferenceBackend {
     try {
       for (const config of options.models) {
         await checkGgufFile(config.id, config.path, "model");
+        if (config.gpu === "on" && llama.gpu === false) {
+          throw new ModelLoadError(
+            config.id,
+            config.path,
+            'gpu is "on" but node-llama-cpp found no usable GPU backend',
+          );
+        }
         for (const adapter of config.adapters ?? []) await checkGgufFile(adapter.id, adapter.path, "adapter");
         const model = await llama
           .loadModel({
