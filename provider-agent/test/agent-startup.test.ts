@@ -5,6 +5,9 @@
  * does not match the chain, or a stake below the minimum, stops the start with a clear error.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { getAddress } from "viem";
 import { marketplaceAbi, providerRegistryAbi } from "../../protocol/index.js";
@@ -15,7 +18,9 @@ import { keysFromAccounts } from "../src/keys/load.js";
 import { Logger, memoryDestination } from "../src/log/logger.js";
 import { PRICES, type TestAgent, rawTestConfig, startTestAgent, tinyIds } from "./support/agent.js";
 import { Teardown, type TestMarket, bidPostedEvents, startTestMarket, tokenBalance } from "./support/market.js";
-import { sharedLlama, testModels } from "./support/models.js";
+import { TestConsumer } from "./support/consumer.js";
+import { MODEL_ID, sharedLlama, startTinyEngine, testModels } from "./support/models.js";
+import { startOpenAiStandIn } from "./support/openai-standin.js";
 
 const ENDPOINT = "http://agent.example:8080";
 
@@ -217,6 +222,72 @@ void describe("start-up", () => {
     assert.equal(error.name, "StakeTooLowError");
     assert.match(error.message, new RegExp(`${getAddress(market.accounts.provider2.address)} has 0 staked`));
     assert.match(error.message, /topUpStake/);
+  });
+
+  void it("serves a model from an upstream OpenAI-compatible server", async () => {
+    const engine = await startTinyEngine();
+    teardown.add(() => engine.close());
+    const standIn = await startOpenAiStandIn(engine);
+    teardown.add(() => standIn.close());
+    const agent = await start({
+      models: [
+        {
+          name: "remote",
+          upstream: `${standIn.url}/v1`,
+          upstreamModel: MODEL_ID,
+          id: ids.modelId,
+          contextSize: 512,
+          parallel: 2,
+          maxTokens: 64,
+        },
+      ],
+    });
+    const consumer = new TestConsumer(market, market.accounts.user);
+    const { sessionId } = await consumer.open(agent.url, ids.bidId, 10n ** 20n);
+    const client = await consumer.openai(agent.url, sessionId);
+    const answer = await client.chat.completions.create({
+      model: ids.modelId,
+      messages: [{ role: "user", content: "Hello" }],
+      max_completion_tokens: 6,
+      temperature: 0,
+    });
+    assert.equal(answer.usage?.completion_tokens, 6);
+    assert.ok(standIn.received.length > 0);
+    await agent.stop();
+  });
+
+  void it("fetches a model given by URI, checks it against the chain, and limits requests per IP", async () => {
+    const models = await testModels();
+    const file = await readFile(models.model.path);
+    const server = createServer((request, response) => {
+      if (request.url !== "/tiny.gguf") return response.writeHead(404).end();
+      response.writeHead(200, { "content-length": file.length }).end(file);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    teardown.add(() => new Promise((resolve) => server.close(resolve)));
+    const { port } = server.address() as AddressInfo;
+    const agent = await start({
+      server: { host: "127.0.0.1", port: 0, publicEndpoint: ENDPOINT, rateLimitPerIp: 5 },
+      models: [
+        {
+          name: "downloaded",
+          uri: `http://127.0.0.1:${port}/tiny.gguf`,
+          id: ids.modelId,
+          contextSize: 512,
+          threads: 1,
+          gpu: "off",
+          maxTokens: 64,
+        },
+      ],
+    });
+    assert.match(agent.logs(), /"msg":"model file ready"/);
+    assert.equal(agent.parts.catalog[0]?.sha256, `0x${models.model.sha256}`);
+    const statuses: number[] = [];
+    for (let index = 0; index < 6; index++) statuses.push((await fetch(`${agent.url}/v1/models`)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+    // /health and /metrics are not limited.
+    assert.equal((await fetch(`${agent.url}/health`)).status, 200);
+    await agent.stop();
   });
 
   void it("never logs a key", () => {
