@@ -38,6 +38,10 @@ import { SessionSync } from "./sessions/session-sync.js";
 import { Settler } from "./settlement/settler.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+const SETTLED_KEPT_MS = 3_600_000;
+/** The journal is compacted at each start, and while running once it passes this size. */
+const COMPACT_JOURNAL_BYTES = 64 * 1024 * 1024;
 
 function agentVersion(): string {
   try {
@@ -126,6 +130,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   );
 
   let app: FastifyInstance | undefined;
+  let housekeeping: NodeJS.Timeout | undefined;
   let url: string;
   try {
     const opened = await Journal.open(config.dataDir, logger.child({ component: "journal" }));
@@ -146,9 +151,15 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     url = `http://${config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host}:${port}`;
     logger.info({ url, provider: keys.providerAddress }, "listening (starting up; /health answers 503 until ready)");
 
+    // Stopping while starting aborts what can be aborted (model downloads) and skips the rest.
+    const startupAbort = new AbortController();
+    const step = (name: string) => {
+      if (startupAbort.signal.aborted) throw new Error(`start-up stopped before ${name}`);
+      runtime.step = name;
+    };
     const startup = async (): Promise<AgentParts> => {
       const journalRecords = opened.records;
-      runtime.step = "connecting to the chain";
+      step("connecting to the chain");
       const chainId = await fetchChainId(config.chain.rpcUrls);
       if (config.chain.chainId !== undefined && config.chain.chainId !== chainId) {
         throw new ChainMismatchError(config.chain.chainId, chainId);
@@ -174,17 +185,18 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         ? (providerSender ?? new TransactionSender(clients.publicClient, clients.walletFor(keys.provider), chainLogger))
         : undefined;
 
-      runtime.step = "preparing model files";
+      step("preparing model files");
       const catalog = await prepareCatalog({
         config,
         provider: keys.providerAddress,
         hashes: new ModelHashCache(join(config.dataDir, "model-hashes.json")),
         logger: logger.child({ component: "models" }),
         ...(options.progressStream ? { progressStream: options.progressStream } : {}),
+        signal: startupAbort.signal,
       });
       parts.catalog = catalog;
 
-      runtime.step = "checking the on-chain setup";
+      step("checking the on-chain setup");
       const provisioning = await provision({
         reader,
         catalog,
@@ -197,7 +209,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         logger: chainLogger,
       });
 
-      runtime.step = "loading models";
+      step("loading models");
       const backend = await startBackend({
         catalog,
         logger,
@@ -207,7 +219,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       });
       parts.backend = backend;
 
-      runtime.step = "loading sessions";
+      step("loading sessions");
       const book = new SessionBook(journal!);
       book.replay(journalRecords);
       const ledger = new ApprovalLedger(journal!);
@@ -243,7 +255,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
           await book.markSettled(sessionId);
         }
       }
-      await journal!.rewrite([...ledger.compactRecords(clock.now()), ...book.compactRecords()]);
+      const compact = () => [...ledger.compactRecords(clock.now()), ...book.compactRecords()];
+      await journal!.rewrite(compact);
 
       const sessions = new SessionService({
         book,
@@ -285,9 +298,25 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       sessionSyncRef.sync = new SessionSync(book, sessions, ledger, logger.child({ component: "sessions" }), {
         onCloseRequested: (sessionId) => void settler.settle(sessionId),
         onSettled: (_sessionId, providerAmount) => metrics.earnings.inc(Number(providerAmount)),
+        onBidChanged: (event) =>
+          chainLogger.info({ bidId: event.bidId, change: event.change, prices: event.prices }, "bid changed on chain"),
       });
+      if (startupAbort.signal.aborted) {
+        await backend.close();
+        throw new Error("start-up stopped before serving");
+      }
       follower.start();
       settler.start();
+      // A long run: forget settled sessions after an hour, compact the journal when it grows large.
+      housekeeping = setInterval(() => {
+        book.forgetSettled(Date.now() - SETTLED_KEPT_MS);
+        if (journal!.size > COMPACT_JOURNAL_BYTES) {
+          journal!
+            .rewrite(compact)
+            .catch((error: unknown) => logger.error({ err: error }, "journal compaction failed"));
+        }
+      }, HOUSEKEEPING_INTERVAL_MS);
+      housekeeping.unref();
       Object.assign(parts, {
         addresses,
         domain,
@@ -335,12 +364,14 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       stopping ??= (async () => {
         const graceMs = stopOptions.graceMs ?? config.server.shutdownGraceSeconds * 1000;
         if (runtime.phase !== "failed") runtime.phase = "draining";
+        startupAbort.abort();
         await ready.catch(() => undefined);
         runtime.phase = "draining";
         const closing = app!.close();
         const timer = setTimeout(() => runtime.shutdown.abort("grace period over"), graceMs);
         await closing;
         clearTimeout(timer);
+        clearInterval(housekeeping);
         await parts.follower?.stop();
         await parts.settler?.stop();
         await parts.backend?.close();

@@ -57,8 +57,10 @@ export async function runStart(configPath: string, env: NodeJS.ProcessEnv = proc
     process.once("SIGINT", onSignal);
   });
   try {
-    await agent.ready;
+    await Promise.race([agent.ready, finished]);
   } catch {
+    // Start-up failed (logged) — unless a signal stopped it, which is a normal exit.
+    if (signalled) return finished;
     await agent.stop({ graceMs: 0 });
     return 1;
   }

@@ -36,7 +36,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: options.bodyLimitBytes,
     // Streams may run long; the agent's own shutdown ends them within its grace period.
     requestTimeout: 0,
-    return503OnClosing: true,
+    // While closing, requests still reach the routes, which answer 503 not_ready in the agent's shape.
+    return503OnClosing: false,
     forceCloseConnections: "idle",
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });

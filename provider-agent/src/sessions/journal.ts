@@ -101,14 +101,20 @@ interface PendingAppend {
 
 export class Journal {
   private pending: PendingAppend[] = [];
-  private flushing: Promise<void> | undefined;
+  private writeScheduled = false;
+  /** Every file operation (a batch of appends, a rewrite, the close) runs in this order, one at a time. */
+  private operations: Promise<void> = Promise.resolve();
   private closed = false;
+  private bytes: number;
 
   private constructor(
     readonly path: string,
     private handle: FileHandle,
     private readonly logger: Logger,
-  ) {}
+    bytes: number,
+  ) {
+    this.bytes = bytes;
+  }
 
   /** Opens (creating) the journal in `dataDir` and reads back what it holds. */
   static async open(dataDir: string, logger: Logger): Promise<{ journal: Journal } & JournalReadResult> {
@@ -116,7 +122,13 @@ export class Journal {
     const path = join(dataDir, JOURNAL_FILE);
     const read = await readJournal(path, logger);
     const handle = await open(path, "a");
-    return { journal: new Journal(path, handle, logger), ...read };
+    const { size } = await handle.stat();
+    return { journal: new Journal(path, handle, logger, size), ...read };
+  }
+
+  /** Bytes in the file now (for compaction on size). */
+  get size(): number {
+    return this.bytes;
   }
 
   /** Appends records; resolves once they are on disk (fsync'd). */
@@ -125,49 +137,68 @@ export class Journal {
     const lines = records.map(encodeJournalLine).join("");
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ lines, resolve, reject });
-      this.flushing ??= this.flush();
+      if (!this.writeScheduled) {
+        this.writeScheduled = true;
+        void this.enqueue(() => this.writePending());
+      }
     });
   }
 
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending;
-      this.pending = [];
-      try {
-        await this.handle.write(batch.map((item) => item.lines).join(""));
-        await this.handle.datasync();
-        for (const item of batch) item.resolve();
-      } catch (error) {
-        this.logger.error({ err: error, path: this.path }, "journal write failed");
-        for (const item of batch) item.reject(error);
-      }
-    }
-    this.flushing = undefined;
+  private enqueue(operation: () => Promise<void>): Promise<void> {
+    const run = this.operations.then(operation);
+    this.operations = run.catch(() => undefined);
+    return run;
   }
 
-  /** Replaces the whole journal with `records`, atomically (the compaction of start-up). */
-  async rewrite(records: readonly JournalRecord[]): Promise<void> {
-    await this.flushing;
-    const temporary = `${this.path}.tmp`;
-    const file = await open(temporary, "w");
+  /** Writes every append waiting (one write, one fdatasync), then answers their callers. */
+  private async writePending(): Promise<void> {
+    this.writeScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    const text = batch.map((item) => item.lines).join("");
     try {
-      await file.write(records.map(encodeJournalLine).join(""));
-      await file.sync();
-    } finally {
-      await file.close();
+      await this.handle.write(text);
+      await this.handle.datasync();
+      this.bytes += Buffer.byteLength(text);
+      for (const item of batch) item.resolve();
+    } catch (error) {
+      this.logger.error({ err: error, path: this.path }, "journal write failed");
+      for (const item of batch) item.reject(error);
     }
-    await this.handle.close();
-    await rename(temporary, this.path);
-    await syncFolder(join(this.path, ".."));
-    this.handle = await open(this.path, "a");
+  }
+
+  /**
+   * Replaces the whole journal, atomically, with the records `snapshot` returns (compaction). The
+   * snapshot is taken after every append already written has been acknowledged (and its caller has
+   * updated its state); appends that come meanwhile go to the new file after it.
+   */
+  rewrite(snapshot: () => readonly JournalRecord[]): Promise<void> {
+    return this.enqueue(async () => {
+      // Let the callers of appends just acknowledged update what the snapshot reads.
+      await new Promise((resolve) => setImmediate(resolve));
+      const text = snapshot().map(encodeJournalLine).join("");
+      const temporary = `${this.path}.tmp`;
+      const file = await open(temporary, "w");
+      try {
+        await file.write(text);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await this.handle.close();
+      await rename(temporary, this.path);
+      await syncFolder(join(this.path, ".."));
+      this.handle = await open(this.path, "a");
+      this.bytes = Buffer.byteLength(text);
+    });
   }
 
   /** Waits for pending appends and closes the file. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.flushing;
-    await this.handle.close();
+    await this.enqueue(() => this.handle.close());
   }
 }
 

@@ -45,6 +45,8 @@ export interface LocalSessionState {
   countersigned?: { receipt: UsageReceipt; userSignature: Hex; providerSignature: Hex };
   /** The session is known settled (compaction forgets it). */
   settled: boolean;
+  /** When the agent learnt it settled (ms, wall clock): settled sessions are forgotten after a while. */
+  settledAt?: number;
 }
 
 export function emptyLocalState(): LocalSessionState {

@@ -159,7 +159,20 @@ export class SessionBook {
     if (account) account.chain = { ...account.chain, phase: "settled" };
     if (local.settled) return;
     local.settled = true;
+    local.settledAt = Date.now();
     await this.journal.append({ type: "settled", sessionId });
+  }
+
+  /** Forgets sessions settled before `cutoffMs` (wall clock): they live on in `SessionSettled` only. */
+  forgetSettled(cutoffMs: number): number {
+    let forgotten = 0;
+    for (const [id, local] of this.locals) {
+      if (!local.settled || (local.settledAt ?? 0) > cutoffMs) continue;
+      this.locals.delete(id);
+      this.accounts.delete(id);
+      forgotten += 1;
+    }
+    return forgotten;
   }
 
   /** The records that carry everything still needed, for the journal's compaction. */
