@@ -18,6 +18,7 @@ import { ChainFollower } from "./chain/chain-follower.js";
 import { type ChainClients, createChainClients, fetchChainId } from "./chain/clients.js";
 import { ChainClock } from "./chain/clock.js";
 import { MarketReader } from "./chain/market.js";
+import { latestProviderMetadata } from "./chain/provider-metadata.js";
 import { type ProvisioningResult, provision } from "./chain/provisioning.js";
 import { TransactionSender } from "./chain/transactions.js";
 import type { AgentConfig } from "./config/load.js";
@@ -205,6 +206,14 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         operator: keys.operator,
         endpoint: config.server.publicEndpoint ?? url,
         metadataURI: config.provider.metadataURI,
+        providerMetadata: () =>
+          latestProviderMetadata(
+            clients.publicClient,
+            addresses,
+            keys.providerAddress,
+            BigInt(config.chain.fromBlock),
+            BigInt(config.chain.logChunkBlocks),
+          ),
         topUpStake: config.provider.topUpStake,
         logger: chainLogger,
       });

@@ -39,11 +39,11 @@ export async function runStart(configPath: string, env: NodeJS.ProcessEnv = proc
   // Loaded only to start: the engine's native bindings take a while, `check` and `claim` need none.
   const { startAgent } = await import("./agent.js");
   const agent = await startAgent({ config, keys, logger, processMetrics: true });
-  let signalled = false;
+  const shutdown = { requested: false };
   const finished = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
-      if (signalled) return;
-      signalled = true;
+      if (shutdown.requested) return;
+      shutdown.requested = true;
       logger.info({ signal, graceSeconds: config.server.shutdownGraceSeconds }, "shutting down");
       agent.stop().then(
         () => resolve(0),
@@ -60,7 +60,7 @@ export async function runStart(configPath: string, env: NodeJS.ProcessEnv = proc
     await Promise.race([agent.ready, finished]);
   } catch {
     // Start-up failed (logged) — unless a signal stopped it, which is a normal exit.
-    if (signalled) return finished;
+    if (shutdown.requested) return finished;
     await agent.stop({ graceMs: 0 });
     return 1;
   }

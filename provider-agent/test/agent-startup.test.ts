@@ -5,9 +5,11 @@
  * does not match the chain, or a stake below the minimum, stops the start with a clear error.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { getAddress } from "viem";
 import { marketplaceAbi, providerRegistryAbi } from "../../protocol/index.js";
@@ -45,8 +47,13 @@ async function start(
   overrides: Record<string, unknown> = {},
   keys = keysFromAccounts({ provider: market.accounts.provider, operator: market.accounts.operator }),
 ): Promise<TestAgent> {
-  const agent = await startTestAgent(market, { config: parseConfig({ ...raw, ...overrides }, "/"), keys });
+  // A data dir per start: the on-chain setup is what these tests are about, and a failed test's
+  // agent (stopped at teardown) then holds no lock the next one needs.
+  const dataDir = await mkdtemp(join(tmpdir(), "agent-startup-"));
+  const agent = await startTestAgent(market, { config: parseConfig({ ...raw, dataDir, ...overrides }, "/"), keys });
   logs.push(agent.logs);
+  // Stopped by the test; also here, so a failed assertion does not leave the data dir locked.
+  teardown.add(() => agent.stop());
   return agent;
 }
 
@@ -57,7 +64,7 @@ async function failingStart(
 ) {
   const output = memoryDestination();
   const agent = await startAgent({
-    config: parseConfig({ ...raw, ...overrides }, "/"),
+    config: parseConfig({ ...raw, dataDir: await mkdtemp(join(tmpdir(), "agent-startup-")), ...overrides }, "/"),
     keys,
     logger: Logger.create({ destination: output.write }),
     llama: await sharedLlama(),
@@ -131,6 +138,15 @@ void describe("start-up", () => {
     assert.equal(await tokenBalance(market, market.accounts.provider.address), balance);
     assert.equal((await bidPostedEvents(market)).length, 2);
     await agent.stop();
+  });
+
+  void it("updates the provider's metadata URI when it changes (it lives in events only)", async () => {
+    const provider = raw.provider as Record<string, unknown>;
+    for (const metadataURI of ["ipfs://new-metadata", provider.metadataURI]) {
+      const agent = await start({ provider: { ...provider, metadataURI } });
+      assert.deepEqual(agent.parts.provisioning.actions, ["update provider metadata"]);
+      await agent.stop();
+    }
   });
 
   void it("updates a bid whose prices changed, without a fee", async () => {

@@ -98,6 +98,8 @@ export interface ProvisioningOptions {
   operator: LocalAccount | undefined;
   endpoint: string;
   metadataURI: string;
+  /** The metadata URI last registered on chain (from events), undefined when unknown. */
+  providerMetadata: () => Promise<string | undefined>;
   topUpStake: boolean;
   logger: Logger;
 }
@@ -218,21 +220,34 @@ export async function provision(options: ProvisioningOptions): Promise<Provision
       });
     }
   } else {
-    if (record.endpoint !== options.endpoint) {
+    const metadataURI = await options.providerMetadata();
+    const endpointDiffers = record.endpoint !== options.endpoint;
+    const metadataDiffers = metadataURI !== undefined && metadataURI !== options.metadataURI;
+    if (endpointDiffers || metadataDiffers) {
       if (sender) {
-        await act("update provider endpoint", {
+        await act(endpointDiffers ? "update provider endpoint" : "update provider metadata", {
           address: addresses.providerRegistry,
           abi: providerRegistryAbi,
           functionName: "update",
           args: [options.endpoint, options.metadataURI],
         });
       } else {
-        differences.push({
-          subject: "provider.endpoint",
-          onChain: record.endpoint,
-          wanted: options.endpoint,
-          fatal: false,
-        });
+        if (endpointDiffers) {
+          differences.push({
+            subject: "provider.endpoint",
+            onChain: record.endpoint,
+            wanted: options.endpoint,
+            fatal: false,
+          });
+        }
+        if (metadataDiffers) {
+          differences.push({
+            subject: "provider.metadataURI",
+            onChain: metadataURI,
+            wanted: options.metadataURI,
+            fatal: false,
+          });
+        }
       }
     }
     if (operator && !same(record.operator, operator)) {
