@@ -39,6 +39,8 @@ before(async () => {
   market = await startTestMarket({ challengeWindow: CHALLENGE_WINDOW });
   teardown.add(() => market.stop());
   raw = await rawTestConfig(market);
+  // New blocks heard over the node's websocket too (reads and transactions go over http, first in the list).
+  (raw.chain as { rpcUrls: string[] }).rpcUrls.push(market.chain.wsUrl);
   agent = await startTestAgent(market, { config: parseConfig(raw, "/") });
   teardown.add(() => agent.stop());
   ids = await tinyIds(market);
