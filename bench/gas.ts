@@ -313,13 +313,16 @@ async function main() {
   const gasOf = async (send: Promise<ContractTransactionResponse>) => (await (await send).wait())!.gasUsed;
 
   // Registration and bids happen once per provider (and model): measured as the market is set up.
+  // Stake: a provider's first stake (its stake record and Staking's token balance written), then a
+  // second stake of the same account (every slot already non-zero).
+  const stakeGas: bigint[] = [];
   const registerGas: bigint[] = [];
   for (const [provider, operator] of [
     [market.provider, market.operator],
     [providerB, operatorB],
   ] as const) {
     await approveAll(market, provider, market.staking);
-    await market.staking.connect(provider).stake(PARAMS.providerMinStake);
+    stakeGas.push(await gasOf(market.staking.connect(provider).stake(PARAMS.providerMinStake)));
     registerGas.push(
       await gasOf(
         market.providerRegistry
@@ -352,6 +355,8 @@ async function main() {
   const bidWithoutRoyalty = (await market.marketplace.bidIdOf(market.provider.address, plainModel)) as Hex;
   await approveAll(market, market.user, market.sessionRouter);
 
+  stakeGas.push(await gasOf(market.staking.connect(providerB).stake(PARAMS.providerMinStake)));
+  rows.push({ operation: "stake (adding to a stake)", steady: stakeGas[2], firstEver: stakeGas[0] });
   rows.push({
     operation: "register (new provider)",
     steady: registerGas[1],
