@@ -112,9 +112,20 @@ class Bench {
       const permit = await this.signPermit(user, DEPOSIT);
       tx = await this.router
         .connect(user)
-        .openSessionWithPermit(approval, signature, DEPOSIT, shown, permit.deadline, permit.v, permit.r, permit.s);
+        .openSessionWithPermit(
+          approval,
+          signature,
+          DEPOSIT,
+          shown,
+          user.address,
+          permit.deadline,
+          permit.v,
+          permit.r,
+          permit.s,
+        );
     } else {
-      tx = await this.router.connect(user).openSession(approval, signature, DEPOSIT, shown);
+      // An EOA user is its own session key.
+      tx = await this.router.connect(user).openSession(approval, signature, DEPOSIT, shown, user.address);
     }
     const gas = await this.gasOf(Promise.resolve(tx));
     const { sessionId, terms } = await openedSession(this.market, tx);

@@ -4023,6 +4023,11 @@ export const sessionRouterAbi = [
     "type": "error"
   },
   {
+    "inputs": [],
+    "name": "ZeroSessionKey",
+    "type": "error"
+  },
+  {
     "anonymous": false,
     "inputs": [
       {
@@ -4248,6 +4253,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -4607,6 +4617,11 @@ export const sessionRouterAbi = [
           },
           {
             "internalType": "address",
+            "name": "sessionKey",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
             "name": "provider",
             "type": "address"
           },
@@ -4790,6 +4805,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -4996,6 +5016,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5356,6 +5381,11 @@ export const sessionRouterAbi = [
         "internalType": "struct Prices",
         "name": "maxPrices",
         "type": "tuple"
+      },
+      {
+        "internalType": "address",
+        "name": "sessionKey",
+        "type": "address"
       }
     ],
     "name": "openSession",
@@ -5370,6 +5400,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5537,6 +5572,11 @@ export const sessionRouterAbi = [
         "type": "tuple"
       },
       {
+        "internalType": "address",
+        "name": "sessionKey",
+        "type": "address"
+      },
+      {
         "internalType": "uint256",
         "name": "permitDeadline",
         "type": "uint256"
@@ -5569,6 +5609,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5714,6 +5759,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5889,6 +5939,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -7130,6 +7185,11 @@ export const marketErrorsAbi = [
   {
     "inputs": [],
     "name": "ZeroDeposit",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroSessionKey",
     "type": "error"
   }
 ] as const;

@@ -5,6 +5,7 @@
  */
 import { ethers } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
+import type { Signer } from "ethers";
 import type { Address, Hex } from "viem";
 import { type Prices, type SessionTerms, type UsageReceipt, bidIdOf, sessionCost, splitCost } from "../../protocol";
 import { E18, type Market, approveAll, deployMarket } from "../fixtures";
@@ -41,12 +42,16 @@ export interface SignedReceipt {
 
 export type SessionStatusName = "open" | "closing" | "settled";
 
+/** What signs a session's receipts: the user itself, or a fresh EOA its client keeps. */
+export type SessionKey = Pick<Signer, "signTypedData"> & { address: string };
+
 export interface SessionShadow {
   /** Position in `World.sessions`, for messages. */
   index: number;
   id: Hex;
   terms: SessionTerms;
   user: HardhatEthersSigner;
+  sessionKey: SessionKey;
   provider: ProviderActor;
   deposit: bigint;
   endsAt: number;
@@ -54,7 +59,7 @@ export interface SessionShadow {
   closedAt: number;
   pendingSeq: bigint;
   pendingReceipt: UsageReceipt | undefined;
-  /** Every receipt the user signed, in order; receipts[0] is the empty receipt. Kept off-chain, as a client does. */
+  /** Every receipt the session key signed, in order; receipts[0] is the empty receipt. Kept off-chain, as a client does. */
   receipts: SignedReceipt[];
 }
 
