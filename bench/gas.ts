@@ -90,6 +90,7 @@ class Bench {
   async open(options: { user?: HardhatEthersSigner; bidId?: Hex; maxDuration?: bigint } = {}): Promise<Session> {
     const user = options.user ?? this.market.user;
     const bidId = options.bidId ?? this.bidWithRoyalty;
+    const bid = await this.market.marketplace.getBid(bidId);
     const approval: SessionApproval = {
       bidId,
       user: user.address as Address,
@@ -98,10 +99,12 @@ class Bench {
       deadline: BigInt(await time.latest()) + 3_600n,
       // Sequential, as an agent issues them: consecutive sessions share a nonce bitmap word.
       nonce: this.nextNonce++,
+      // The agent binds the royalty and fee it priced its bid with: today's.
+      maxRoyaltyBps: Number((await this.market.modelRegistry.royaltyOf(bid.modelId)).royaltyBps),
+      maxFeeBps: Number(await this.router.protocolFeeBps()),
     };
     const signature = await signTyped(this.market.operator, this.market.domain, "SessionApproval", approval);
     // The client passes the prices it was shown.
-    const bid = await this.market.marketplace.getBid(bidId);
     const shown: Prices = {
       perSecond: bid.pricePerSecond,
       perInputToken: bid.pricePerInputToken,

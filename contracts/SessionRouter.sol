@@ -363,6 +363,9 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bool modelActive;
         (modelActive, terms.royaltyRecipient, terms.royaltyBps) = modelRegistry.royaltyOf(bid.modelId);
         if (!modelActive) revert ModelNotActive(bid.modelId);
+        if (terms.royaltyBps > approval.maxRoyaltyBps) {
+            revert RoyaltyAboveApproval(terms.royaltyBps, approval.maxRoyaltyBps);
+        }
 
         // Reverts unless the provider is registered and staked at least the minimum.
         address operator = providerRegistry.activeOperatorOf(terms.provider);
@@ -373,6 +376,8 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         _openWithNonce(terms.provider, approval.nonce);
 
         OpenParams memory params = _params;
+        if (params.protocolFeeBps > approval.maxFeeBps)
+            revert FeeAboveApproval(params.protocolFeeBps, approval.maxFeeBps);
         uint64 duration =
             approval.maxDuration < params.maxSessionDuration ? approval.maxDuration : params.maxSessionDuration;
         terms.feeBps = params.protocolFeeBps;

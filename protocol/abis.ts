@@ -3791,6 +3791,22 @@ export const sessionRouterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxFeeBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "FeeAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "provider",
         "type": "address"
@@ -3950,6 +3966,22 @@ export const sessionRouterAbi = [
   {
     "inputs": [],
     "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxRoyaltyBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "RoyaltyAboveApproval",
     "type": "error"
   },
   {
@@ -5344,6 +5376,16 @@ export const sessionRouterAbi = [
             "internalType": "uint256",
             "name": "nonce",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxRoyaltyBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxFeeBps",
+            "type": "uint16"
           }
         ],
         "internalType": "struct SessionApproval",
@@ -5533,6 +5575,16 @@ export const sessionRouterAbi = [
             "internalType": "uint256",
             "name": "nonce",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxRoyaltyBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxFeeBps",
+            "type": "uint16"
           }
         ],
         "internalType": "struct SessionApproval",
@@ -6668,6 +6720,22 @@ export const marketErrorsAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxFeeBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "FeeAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "staked",
         "type": "uint256"
@@ -7036,6 +7104,22 @@ export const marketErrorsAbi = [
   {
     "inputs": [],
     "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxRoyaltyBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "RoyaltyAboveApproval",
     "type": "error"
   },
   {

@@ -31,6 +31,8 @@ export const sessionTypes = {
     { name: "maxDuration", type: "uint64" },
     { name: "deadline", type: "uint64" },
     { name: "nonce", type: "uint256" },
+    { name: "maxRoyaltyBps", type: "uint16" },
+    { name: "maxFeeBps", type: "uint16" },
   ],
   SessionAuth: [
     { name: "sessionId", type: "bytes32" },
@@ -49,6 +51,12 @@ export const sessionTypes = {
 
 export type SessionTypedDataName = keyof typeof sessionTypes;
 
+/**
+ * A provider's consent to one session. `maxRoyaltyBps` and `maxFeeBps` are the highest model royalty
+ * (`ModelRegistry.royaltyOf`, the effective one) and protocol fee the provider accepts; the open
+ * reverts (`RoyaltyAboveApproval`, `FeeAboveApproval`) if either is higher by then. An agent signs the
+ * values it priced its bid with (the current ones, or a margin above them).
+ */
 export type SessionApproval = {
   bidId: Hex;
   user: Address;
@@ -56,6 +64,8 @@ export type SessionApproval = {
   maxDuration: bigint;
   deadline: bigint;
   nonce: bigint;
+  maxRoyaltyBps: number;
+  maxFeeBps: number;
 };
 
 export type SessionAuth = {

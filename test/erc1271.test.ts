@@ -20,6 +20,8 @@ import {
 } from "../protocol";
 import type { SmartWallet } from "../typechain-types";
 import {
+  ANY_FEE_BPS,
+  ANY_ROYALTY_BPS,
   E18,
   MAX_PRICES,
   PARAMS,
@@ -136,6 +138,8 @@ async function approvalFor(market: Awaited<ReturnType<typeof walletMarket>>, use
     maxDuration: 3_600n,
     deadline: BigInt(await time.latest()) + 600n,
     nonce: 7n,
+    maxRoyaltyBps: ANY_ROYALTY_BPS,
+    maxFeeBps: ANY_FEE_BPS,
   };
 }
 

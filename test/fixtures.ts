@@ -44,6 +44,13 @@ export const PARAMS = {
   challengeWindow: 3_600n,
 } as const;
 
+/**
+ * An approval's royalty and fee bounds that accept anything: the contracts' own caps
+ * (`ModelRegistry.ROYALTY_CAP_BPS`, `SessionRouter.MAX_PROTOCOL_FEE_BPS`).
+ */
+export const ANY_ROYALTY_BPS = 5_000;
+export const ANY_FEE_BPS = 1_000;
+
 /** Default bid prices: 1e12 per second, 1e9 per input token, 4e9 per output token. */
 export const PRICES = { perSecond: 10n ** 12n, perInputToken: 10n ** 9n, perOutputToken: 4n * 10n ** 9n };
 export const MAX_PRICES = { perSecond: 2n ** 255n, perInputToken: 2n ** 255n, perOutputToken: 2n ** 255n };
@@ -212,7 +219,7 @@ export async function signPermit(
 
 let nextNonce = 1n;
 
-/** An approval for `user` on `bidId`, valid for an hour, with a fresh nonce. */
+/** An approval for `user` on `bidId`, valid for an hour, with a fresh nonce, accepting any royalty and fee. */
 export async function makeApproval(
   market: MarketWithBid,
   overrides: Partial<SessionApproval> = {},
@@ -224,6 +231,8 @@ export async function makeApproval(
     maxDuration: 3_600n,
     deadline: BigInt(await time.latest()) + 3_600n,
     nonce: nextNonce++,
+    maxRoyaltyBps: ANY_ROYALTY_BPS,
+    maxFeeBps: ANY_FEE_BPS,
     ...overrides,
   };
 }

@@ -8,6 +8,8 @@ import {IModelRegistry} from "./IModelRegistry.sol";
 import {IProviderRegistry} from "./IProviderRegistry.sol";
 
 /// @notice A provider's (or its operator's) EIP-712 consent to one session with one user.
+/// `maxRoyaltyBps` and `maxFeeBps` are the highest model royalty and protocol fee the provider
+/// accepts: a royalty or fee raised between the approval and the open cannot cut its share.
 struct SessionApproval {
     bytes32 bidId;
     address user;
@@ -15,6 +17,8 @@ struct SessionApproval {
     uint64 maxDuration;
     uint64 deadline;
     uint256 nonce;
+    uint16 maxRoyaltyBps;
+    uint16 maxFeeBps;
 }
 
 /// @notice The user's cumulative account of a session's use, EIP-712 signed (plain ECDSA, never
@@ -140,6 +144,8 @@ interface ISessionRouter {
     error InvalidApprovalSigner(address provider);
     error InvalidDuration();
     error PriceAboveMaximum(uint256 price, uint256 maximum);
+    error RoyaltyAboveApproval(uint16 royaltyBps, uint16 maxRoyaltyBps);
+    error FeeAboveApproval(uint16 feeBps, uint16 maxFeeBps);
     error BidNotActive(bytes32 bidId);
     error ModelNotActive(bytes32 modelId);
     error SessionNotOpen(bytes32 sessionId);
@@ -204,7 +210,8 @@ interface ISessionRouter {
     function openSessionCount(address provider) external view returns (uint256);
 
     /// @notice Opens a session on `approval.bidId` for the caller, pulling `deposit` into escrow.
-    /// @param approval Signed by the bid's provider or its operator; binds the caller as user.
+    /// @param approval Signed by the bid's provider or its operator; binds the caller as user, and
+    /// caps the model's royalty (as `ModelRegistry.royaltyOf` gives it now) and the protocol fee.
     /// @param approvalSignature The EIP-712 signature of `approval`.
     /// @param deposit Tokens to lock, at most `approval.maxDeposit`.
     /// @param maxPrices The prices the user was shown; the open reverts if the bid costs more now.

@@ -30,6 +30,7 @@ import {
   type World,
   UINT80_MAX,
   accountOf,
+  effectiveRoyaltyBps,
   endsAtOf,
   settleShadow,
 } from "./world";
@@ -253,6 +254,8 @@ export class Operations {
           "tooSmall",
           "noPermit",
           "zeroSessionKey",
+          "royaltyAboveApproval",
+          "feeAboveApproval",
         ] as const)
       : "none";
     const now = world.now + 1; // a lower bound: tick() below moves the clock 1-12 s
@@ -265,6 +268,9 @@ export class Operations {
       maxDuration: BigInt(p.int(60, 2 * 86_400)),
       deadline: BigInt(now + 12 + p.int(0, 600)),
       nonce: provider.nextNonce,
+      // The agent binds the royalty and fee it priced the bid with: today's, or a margin above.
+      maxRoyaltyBps: effectiveRoyaltyBps(world, model) + (p.chance(0.5) ? 0 : p.int(1, 100)),
+      maxFeeBps: world.params.protocolFeeBps + (p.chance(0.5) ? 0 : p.int(1, 100)),
     };
     let deposit = p.chance(0.1) ? maxDeposit : p.bigint(maxDeposit / 50n, maxDeposit);
     let sender = user;
@@ -275,6 +281,13 @@ export class Operations {
     const sessionKey: SessionKey = p.chance(0.5) ? user : this.freshSessionKey();
     let sessionKeyAddress = sessionKey.address;
     if (fault === "zeroSessionKey") sessionKeyAddress = ethers.ZeroAddress;
+    // The royalty or fee was raised after the agent signed.
+    if (fault === "royaltyAboveApproval" && effectiveRoyaltyBps(world, model) > 0) {
+      approval.maxRoyaltyBps = effectiveRoyaltyBps(world, model) - 1;
+    }
+    if (fault === "feeAboveApproval" && world.params.protocolFeeBps > 0) {
+      approval.maxFeeBps = world.params.protocolFeeBps - 1;
+    }
     if (fault === "zeroDeposit") deposit = 0n;
     if (fault === "aboveApproval") deposit = maxDeposit + p.bigint(1n, E18);
     if (fault === "expired") approval.deadline = BigInt(now - p.int(1, 3_600));
@@ -345,7 +358,7 @@ export class Operations {
       pricePerInputToken: bid.prices.perInputToken,
       pricePerOutputToken: bid.prices.perOutputToken,
       royaltyRecipient: model.owner.address as Address,
-      royaltyBps: model.royaltyBps,
+      royaltyBps: effectiveRoyaltyBps(world, model),
       feeBps: world.params.protocolFeeBps,
       challengeWindow: world.params.challengeWindow,
       maxDeposit: approval.maxDeposit,
@@ -402,6 +415,8 @@ export class Operations {
     const prices: Prices = bid.prices;
     for (const key of PRICE_KEYS)
       if (prices[key] > maxPrices[key]) return fail("PriceAboveMaximum", prices[key], maxPrices[key]);
+    const royaltyBps = effectiveRoyaltyBps(this.world, bid.model);
+    if (royaltyBps > approval.maxRoyaltyBps) return fail("RoyaltyAboveApproval", royaltyBps, approval.maxRoyaltyBps);
     const stakeError = this.stakeError(bid.provider);
     if (stakeError) return stakeError;
     if (signer !== bid.provider.provider && signer !== bid.provider.operator) {
@@ -410,6 +425,8 @@ export class Operations {
     if (bid.provider.usedNonces.includes(approval.nonce)) {
       return fail("ApprovalNonceUsed", bid.provider.provider.address, approval.nonce);
     }
+    const feeBps = this.world.params.protocolFeeBps;
+    if (feeBps > approval.maxFeeBps) return fail("FeeAboveApproval", feeBps, approval.maxFeeBps);
     if (prices.perSecond > 0n && deposit < prices.perSecond) return fail("DepositTooSmall", deposit, prices.perSecond);
     if (sender === this.world.permitUser && !validPermit) {
       // The failed permit is swallowed; the transfer then finds no allowance.

@@ -82,6 +82,8 @@ export interface Expected {
 
 export interface Params {
   protocolFeeBps: number;
+  /** ModelRegistry's cap: a model's royalty in new sessions is min(its royaltyBps, this). */
+  maxRoyaltyBps: number;
   challengeWindow: number;
   maxSessionDuration: number;
   bidFee: bigint;
@@ -143,6 +145,7 @@ export async function setUpWorld(): Promise<World> {
 
   const params: Params = {
     protocolFeeBps: Number(await market.sessionRouter.protocolFeeBps()),
+    maxRoyaltyBps: Number(await market.modelRegistry.maxRoyaltyBps()),
     challengeWindow: Number(await market.sessionRouter.challengeWindow()),
     maxSessionDuration: Number(await market.sessionRouter.maxSessionDuration()),
     bidFee: await market.marketplace.bidFee(),
@@ -258,6 +261,11 @@ export function accountOf(world: World, address: string): AccountShadow {
   const account = world.shadow.get(address as Address);
   if (!account) throw new Error(`untracked account ${address}`);
   return account;
+}
+
+/** The royalty a session of `model` opened now takes: `ModelRegistry.royaltyOf`, capped by `maxRoyaltyBps`. */
+export function effectiveRoyaltyBps(world: World, model: ModelActor): number {
+  return Math.min(model.royaltyBps, world.params.maxRoyaltyBps);
 }
 
 /** `SessionLib.endsAt`: the deposit runs out, or the approved duration ends, whichever is first. */
