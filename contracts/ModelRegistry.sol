@@ -56,7 +56,9 @@ contract ModelRegistry is IModelRegistry, AccessControl {
     /// @inheritdoc IModelRegistry
     function royaltyOf(bytes32 modelId) external view returns (bool active, address owner, uint16 royaltyBps) {
         Model storage model = _models[modelId];
-        return (model.active, model.owner, model.royaltyBps);
+        uint16 cap = maxRoyaltyBps;
+        royaltyBps = model.royaltyBps;
+        return (model.active, model.owner, royaltyBps < cap ? royaltyBps : cap);
     }
 
     /* MODELS */

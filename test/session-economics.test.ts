@@ -435,6 +435,46 @@ describe("SessionRouter: session economics", function () {
       expect([opened.terms.royaltyBps, opened.terms.feeBps]).to.deep.equal([100, 0]);
     });
 
+    it("a royalty cap lowered below an existing model's royalty applies to the next open (issue 5.3a)", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { modelRegistry, sessionRouter, governance, provider } = market;
+      await setRoyalty(market, 2_000);
+      const before = await openAt(market);
+      expect(before.terms.royaltyBps).to.equal(2_000);
+
+      await modelRegistry.connect(governance).setMaxRoyaltyBps(300);
+      const after = await openAt(market);
+      expect(after.terms.royaltyBps).to.equal(300);
+      // The model's record keeps the royalty its owner asked; the cap applies at open.
+      expect((await modelRegistry.getModel(market.modelId)).royaltyBps).to.equal(2_000n);
+
+      // Each session settles at the royalty it opened with.
+      for (const session of [before, after]) {
+        await time.setNextBlockTimestamp(session.openedAt + 100);
+        const cost = 100n * PRICES.perSecond;
+        const split = splitCost(session.terms, cost);
+        expect(split.royaltyAmount).to.equal((cost * BigInt(session.terms.royaltyBps)) / 10_000n);
+        await expect(
+          sessionRouter.connect(provider).closeSession(session.terms, emptyReceipt(session.sessionId), "0x", "0x"),
+        ).to.changeTokenBalance(market.token, market.user, DEPOSIT - cost);
+        expect(await market.escrow.balanceOf(market.modelOwner.address)).to.be.greaterThanOrEqual(split.royaltyAmount);
+      }
+      expect(await market.escrow.balanceOf(market.modelOwner.address)).to.equal(
+        splitCost(before.terms, 100n * PRICES.perSecond).royaltyAmount +
+          splitCost(after.terms, 100n * PRICES.perSecond).royaltyAmount,
+      );
+      expect(await sessionRouter.openSessionCount(provider.address)).to.equal(0n);
+    });
+
+    it("an approval bound to the capped royalty opens although the model asks more", async function () {
+      const market = await loadFixture(marketWithBid);
+      await setRoyalty(market, 2_000);
+      await market.modelRegistry.connect(market.governance).setMaxRoyaltyBps(300);
+      const { open } = await signedApproval(market, { maxRoyaltyBps: 300, maxFeeBps: Number(PARAMS.protocolFeeBps) });
+      const opened = await openedSession(market, await open());
+      expect(opened.terms.royaltyBps).to.equal(300);
+    });
+
     it("the bounds are signed: an approval whose bounds were raised after signing: InvalidApprovalSigner", async function () {
       const market = await loadFixture(marketWithBid);
       const { approval, signature } = await signedApproval(market, { maxRoyaltyBps: 500, maxFeeBps: 250 });
