@@ -25,6 +25,7 @@ import {
 } from "./interfaces/ISessionRouter.sol";
 import {BidId} from "./libraries/BidId.sol";
 import {SessionLib} from "./libraries/SessionLib.sol";
+import {TokenTransfer} from "./libraries/TokenTransfer.sol";
 
 /// @title SessionRouter
 /// @notice See {ISessionRouter}. A session's money: `openSession` pulls the deposit into `escrow`;
@@ -213,7 +214,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
         emit SessionToppedUp(sessionId, msg.sender, amount, deposit, endsAt);
 
-        token.safeTransferFrom(msg.sender, address(escrow), amount);
+        TokenTransfer.pullExact(token, msg.sender, address(escrow), amount);
     }
 
     /* CLOSE */
@@ -338,7 +339,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
         emit SessionOpened(sessionId, msg.sender, terms.provider, approval.bidId, terms, deposit, endsAt);
 
-        token.safeTransferFrom(msg.sender, address(escrow), deposit);
+        TokenTransfer.pullExact(token, msg.sender, address(escrow), deposit);
     }
 
     /// @dev Checks the bid, model, provider, signature and nonce, and fixes the session's terms.

@@ -210,6 +210,8 @@ interface ISessionRouter {
     function openSessionCount(address provider) external view returns (uint256);
 
     /// @notice Opens a session on `approval.bidId` for the caller, pulling `deposit` into escrow.
+    /// @dev Reverts `TokenTransferMismatch` (TokenTransfer.sol) if the escrow's balance did not grow by
+    /// exactly `deposit`: the market token must be a plain ERC-20 (no fee on transfer).
     /// @param approval Signed by the bid's provider or its operator; binds the caller as user, and
     /// caps the model's royalty (as `ModelRegistry.royaltyOf` gives it now) and the protocol fee.
     /// @param approvalSignature The EIP-712 signature of `approval`.
@@ -243,6 +245,7 @@ interface ISessionRouter {
 
     /// @notice Adds `amount` to an open, unexpired session of the caller and extends `endsAt`
     /// (never past `terms.maxEndsAt`; the deposit never above `terms.maxDeposit`).
+    /// @dev Reverts `TokenTransferMismatch` if the escrow's balance did not grow by exactly `amount`.
     function topUp(SessionTerms calldata terms, uint256 amount) external;
 
     /// @notice Closes a session with the latest receipt (`seq == 0`: none). The provider or its
