@@ -3680,6 +3680,11 @@ export const sessionRouterAbi = [
         "internalType": "uint256",
         "name": "nonce",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "maximum",
+        "type": "uint256"
       }
     ],
     "name": "ApprovalNonceTooLarge",
@@ -4620,6 +4625,19 @@ export const sessionRouterAbi = [
   },
   {
     "inputs": [],
+    "name": "MAX_NONCE_STEP",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "MAX_PROTOCOL_FEE_BPS",
     "outputs": [
       {
@@ -5370,6 +5388,25 @@ export const sessionRouterAbi = [
         "internalType": "contract IModelRegistry",
         "name": "",
         "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
+    ],
+    "name": "nextApprovalNonce",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
@@ -6425,6 +6462,11 @@ export const marketErrorsAbi = [
       {
         "internalType": "uint256",
         "name": "nonce",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "maximum",
         "type": "uint256"
       }
     ],

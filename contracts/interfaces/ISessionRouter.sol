@@ -140,7 +140,7 @@ interface ISessionRouter {
     error ApprovalExpired(uint64 deadline);
     error ApprovalForAnotherUser(address user, address caller);
     error ApprovalNonceUsed(address provider, uint256 nonce);
-    error ApprovalNonceTooLarge(uint256 nonce);
+    error ApprovalNonceTooLarge(uint256 nonce, uint256 maximum);
     error InvalidApprovalSigner(address provider);
     error InvalidDuration();
     error PriceAboveMaximum(uint256 price, uint256 maximum);
@@ -202,9 +202,14 @@ interface ISessionRouter {
     /// @notice The mutable state of a session (`status == None` once settled or if it never existed).
     function getSessionState(bytes32 sessionId) external view returns (SessionState memory);
 
-    /// @notice Whether the provider's approval `nonce` is spent: used, or more than 127 below the
-    /// highest nonce the provider has used (approvals are expected to carry rising nonces).
+    /// @notice Whether the provider's approval `nonce` can never be used: used, more than 127 below the
+    /// highest nonce the provider has used (approvals are expected to carry rising nonces), or above
+    /// 2^64 - 1. A nonce more than `MAX_NONCE_STEP` above the highest is refused for now but not spent.
     function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool);
+
+    /// @notice The provider's next fresh approval nonce: 0 if it has used none, else its highest used
+    /// nonce + 1. An agent that lost its records resumes from here.
+    function nextApprovalNonce(address provider) external view returns (uint256);
 
     /// @notice Sessions of `provider` not yet settled.
     function openSessionCount(address provider) external view returns (uint256);
