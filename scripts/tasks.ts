@@ -311,6 +311,7 @@ task("market:session", "Prints a session's terms (from its SessionOpened event) 
         line("to provider", formatAmount(market, settlement.providerAmount)),
         line("royalty", formatAmount(market, settlement.royaltyAmount)),
         line("protocol fee", formatAmount(market, settlement.feeAmount)),
+        line("fee credited to", settlement.treasury),
         line("refund", formatAmount(market, settlement.refund)),
       );
     } else {

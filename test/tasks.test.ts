@@ -248,6 +248,7 @@ describe("operator tasks", function () {
       expect(settled).to.match(/state: settled \(block \d+\)/);
       expect(field(settled, "closed by")).to.equal(market.stranger.address);
       expect(field(settled, "elapsed")).to.equal(`${elapsed} s`);
+      expect(field(settled, "fee credited to")).to.equal(market.treasury.address);
       expect(field(settled, "receipt")).to.equal("seq 2, 1000 in / 500 out tokens, 2 requests");
       expect(field(settled, "cost")).to.equal(`${ethers.formatUnits(cost, 18).replace(/\.0$/, "")} INFER`);
       expect(field(settled, "refund")).to.equal(
