@@ -207,6 +207,7 @@ task("market:provider", "Prints a provider: registration, operator, endpoint, st
         `${formatAmount(market, stake.unbonding)}${stake.unbonding > 0n ? `, unlocks ${formatTime(stake.unlockAt)}` : ""}`,
       ),
       line("open sessions", await market.sessionRouter.openSessionCount(address)),
+      line("next nonce", await market.sessionRouter.nextApprovalNonce(address)),
     ];
     const posted = await market.marketplace.queryFilter(market.marketplace.filters.BidPosted(undefined, address));
     const bidIds = [...new Set(posted.map((event) => event.args.bidId))];

@@ -128,6 +128,10 @@ describe("operator tasks", function () {
       expect(field(output, "stake")).to.equal("100 INFER (minimum 100 INFER: enough)");
       expect(field(output, "unbonding")).to.equal("0 INFER");
       expect(field(output, "open sessions")).to.equal("1");
+      expect(field(output, "next nonce")).to.equal(
+        String(await market.sessionRouter.nextApprovalNonce(market.provider.address)),
+      );
+      expect(await market.sessionRouter.nextApprovalNonce(market.provider.address)).to.be.greaterThan(0n);
       expect(field(output, "bids")).to.equal("1");
       expect(output).to.contain(`${market.bidId} model ${market.modelId} active`);
     });
