@@ -25,6 +25,7 @@ import {
 } from "./interfaces/ISessionRouter.sol";
 import {BidId} from "./libraries/BidId.sol";
 import {SessionLib} from "./libraries/SessionLib.sol";
+import {TokenTransfer} from "./libraries/TokenTransfer.sol";
 
 /// @title SessionRouter
 /// @notice See {ISessionRouter}. A session's money: `openSession` pulls the deposit into `escrow`;
@@ -45,6 +46,10 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     uint32 public constant MAX_CHALLENGE_WINDOW = 7 days;
     /// @notice How far below a provider's highest used approval nonce a nonce may still be used.
     uint256 public constant NONCE_WINDOW = 128;
+    /// @notice How far above a provider's highest used approval nonce (or above 0, before its first)
+    /// a nonce may be: one approval cannot move the window more, so reaching the last nonce,
+    /// 2^64 - 1, takes at least 2^32 opens.
+    uint256 public constant MAX_NONCE_STEP = 2 ** 32;
 
     /// @dev The parameters `openSession` reads, packed into one slot.
     struct OpenParams {
@@ -153,10 +158,17 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
     /// @inheritdoc ISessionRouter
     function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool) {
+        if (nonce > type(uint64).max) return true;
         ProviderSessions memory sessions = _providerSessions[provider];
         if (sessions.recentNonces == 0 || nonce > sessions.highestNonce) return false;
         uint256 age = sessions.highestNonce - nonce;
         return age >= NONCE_WINDOW || sessions.recentNonces & (1 << age) != 0;
+    }
+
+    /// @inheritdoc ISessionRouter
+    function nextApprovalNonce(address provider) external view returns (uint256) {
+        ProviderSessions memory sessions = _providerSessions[provider];
+        return sessions.recentNonces == 0 ? 0 : uint256(sessions.highestNonce) + 1;
     }
 
     /// @inheritdoc ISessionRouter
@@ -171,9 +183,10 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         SessionApproval calldata approval,
         bytes calldata approvalSignature,
         uint256 deposit,
-        Prices calldata maxPrices
+        Prices calldata maxPrices,
+        address sessionKey
     ) external nonReentrant returns (bytes32, SessionTerms memory) {
-        return _open(approval, approvalSignature, deposit, maxPrices);
+        return _open(approval, approvalSignature, deposit, maxPrices, sessionKey);
     }
 
     /// @inheritdoc ISessionRouter
@@ -182,6 +195,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bytes calldata approvalSignature,
         uint256 deposit,
         Prices calldata maxPrices,
+        address sessionKey,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
@@ -190,7 +204,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         // Anyone can submit a seen permit first; then the allowance is already there and we go on.
         // solhint-disable-next-line no-empty-blocks
         try IERC20Permit(address(token)).permit(msg.sender, address(this), deposit, permitDeadline, v, r, s) {} catch {}
-        return _open(approval, approvalSignature, deposit, maxPrices);
+        return _open(approval, approvalSignature, deposit, maxPrices, sessionKey);
     }
 
     /// @inheritdoc ISessionRouter
@@ -211,7 +225,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
         emit SessionToppedUp(sessionId, msg.sender, amount, deposit, endsAt);
 
-        token.safeTransferFrom(msg.sender, address(escrow), amount);
+        TokenTransfer.pullExact(token, msg.sender, address(escrow), amount);
     }
 
     /* CLOSE */
@@ -226,7 +240,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bytes32 sessionId = SessionLib.id(terms);
         SessionState memory state = _sessions[sessionId];
         if (state.status != SessionStatus.Open) revert SessionNotOpen(sessionId);
-        bytes32 receiptDigest = _checkReceipt(sessionId, terms.user, receipt, userSignature);
+        bytes32 receiptDigest = _checkReceipt(sessionId, terms.sessionKey, receipt, userSignature);
 
         if (msg.sender == terms.user) {
             if (providerSignature.length == 0) return _requestClose(sessionId, terms, receipt);
@@ -256,7 +270,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         uint40 challengeEndsAt = state.closedAt + terms.challengeWindow;
         if (block.timestamp > challengeEndsAt) revert ChallengeWindowClosed(challengeEndsAt);
         _checkPendingReceipt(sessionId, closingReceipt);
-        _checkReceipt(sessionId, terms.user, receipt, userSignature);
+        _checkReceipt(sessionId, terms.sessionKey, receipt, userSignature);
         // The receipt that charges more wins, whatever its `seq`: the user signed both, and the user
         // chooses `seq`, so ordering by it would let a user close with a high-seq, low-usage receipt.
         uint256 usageCost = SessionLib.usageCost(terms, receipt);
@@ -308,9 +322,11 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         SessionApproval calldata approval,
         bytes calldata approvalSignature,
         uint256 deposit,
-        Prices calldata maxPrices
+        Prices calldata maxPrices,
+        address sessionKey
     ) private returns (bytes32 sessionId, SessionTerms memory terms) {
         if (approval.user != msg.sender) revert ApprovalForAnotherUser(approval.user, msg.sender);
+        if (sessionKey == address(0)) revert ZeroSessionKey();
         if (block.timestamp > approval.deadline) revert ApprovalExpired(approval.deadline);
         if (approval.maxDuration == 0) revert InvalidDuration();
         if (deposit == 0) revert ZeroDeposit();
@@ -318,6 +334,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (deposit > type(uint96).max) revert DepositTooLarge(deposit);
 
         terms = _agreeTerms(approval, approvalSignature, maxPrices);
+        terms.sessionKey = sessionKey;
         uint40 endsAt = SessionLib.endsAt(terms, deposit);
         if (endsAt == terms.openedAt) revert DepositTooSmall(deposit, terms.pricePerSecond);
 
@@ -333,7 +350,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
         emit SessionOpened(sessionId, msg.sender, terms.provider, approval.bidId, terms, deposit, endsAt);
 
-        token.safeTransferFrom(msg.sender, address(escrow), deposit);
+        TokenTransfer.pullExact(token, msg.sender, address(escrow), deposit);
     }
 
     /// @dev Checks the bid, model, provider, signature and nonce, and fixes the session's terms.
@@ -358,6 +375,9 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bool modelActive;
         (modelActive, terms.royaltyRecipient, terms.royaltyBps) = modelRegistry.royaltyOf(bid.modelId);
         if (!modelActive) revert ModelNotActive(bid.modelId);
+        if (terms.royaltyBps > approval.maxRoyaltyBps) {
+            revert RoyaltyAboveApproval(terms.royaltyBps, approval.maxRoyaltyBps);
+        }
 
         // Reverts unless the provider is registered and staked at least the minimum.
         address operator = providerRegistry.activeOperatorOf(terms.provider);
@@ -368,6 +388,8 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         _openWithNonce(terms.provider, approval.nonce);
 
         OpenParams memory params = _params;
+        if (params.protocolFeeBps > approval.maxFeeBps)
+            revert FeeAboveApproval(params.protocolFeeBps, approval.maxFeeBps);
         uint64 duration =
             approval.maxDuration < params.maxSessionDuration ? approval.maxDuration : params.maxSessionDuration;
         terms.feeBps = params.protocolFeeBps;
@@ -383,10 +405,13 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (price > maximum) revert PriceAboveMaximum(price, maximum);
     }
 
-    /// @dev Spends the approval nonce and counts the session open, in one storage write.
+    /// @dev Spends the approval nonce and counts the session open, in one storage write. A provider that
+    /// has used no nonce has `highestNonce == 0`, so its first nonce is bounded by `MAX_NONCE_STEP` too.
     function _openWithNonce(address provider, uint256 nonce) private {
-        if (nonce > type(uint64).max) revert ApprovalNonceTooLarge(nonce);
         ProviderSessions memory sessions = _providerSessions[provider];
+        uint256 maximum = uint256(sessions.highestNonce) + MAX_NONCE_STEP;
+        if (maximum > type(uint64).max) maximum = type(uint64).max;
+        if (nonce > maximum) revert ApprovalNonceTooLarge(nonce, maximum);
         if (sessions.recentNonces == 0 || nonce > sessions.highestNonce) {
             uint256 shift = nonce - sessions.highestNonce;
             // Safe cast: the window keeps its low 128 bits; older nonces fall out of it, spent.
@@ -394,7 +419,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
                 sessions.recentNonces == 0 || shift >= NONCE_WINDOW
                     ? 1
                     : uint128((uint256(sessions.recentNonces) << shift) | 1);
-            // Safe cast: nonce <= type(uint64).max, checked above.
+            // Safe cast: nonce <= maximum <= type(uint64).max, checked above.
             sessions.highestNonce = uint64(nonce);
         } else {
             uint256 age = sessions.highestNonce - nonce;
@@ -411,10 +436,12 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     /* INTERNAL: CLOSE AND SETTLE */
 
     /// @dev `seq == 0` is "no receipt": it prices time only and needs no user signature. The digest
-    /// is returned either way, since the provider may countersign an empty receipt too.
+    /// is returned either way, since the provider may countersign an empty receipt too. A receipt is
+    /// plain ECDSA by the session key, never ERC-1271: a wallet's answer is state its owner controls,
+    /// and a receipt that was valid when the provider served must stay valid when it settles.
     function _checkReceipt(
         bytes32 sessionId,
-        address user,
+        address sessionKey,
         UsageReceipt calldata receipt,
         bytes calldata signature
     ) private view returns (bytes32 digest) {
@@ -428,8 +455,9 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
                 receipt.ttftMsAvg != 0 ||
                 receipt.tpsX1000Avg != 0
             ) revert InvalidReceipt();
-        } else if (!_isSignedBy(digest, signature, user, address(0))) {
-            revert InvalidUserSignature();
+        } else {
+            (address signer, ECDSA.RecoverError error, ) = ECDSA.tryRecoverCalldata(digest, signature);
+            if (error != ECDSA.RecoverError.NoError || signer != sessionKey) revert InvalidUserSignature();
         }
     }
 
@@ -466,6 +494,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
             settlement.cost
         );
         settlement.refund = state.deposit - settlement.cost;
+        settlement.treasury = treasury;
 
         delete _sessions[sessionId];
         --_providerSessions[terms.provider].openSessions;
@@ -478,7 +507,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
                 providerAmount: settlement.providerAmount,
                 royaltyRecipient: terms.royaltyRecipient,
                 royaltyAmount: settlement.royaltyAmount,
-                treasury: treasury,
+                treasury: settlement.treasury,
                 feeAmount: settlement.feeAmount,
                 user: terms.user,
                 refund: settlement.refund

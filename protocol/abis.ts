@@ -730,6 +730,22 @@ export const stakingAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "expected",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "received",
+        "type": "uint256"
+      }
+    ],
+    "name": "TokenTransferMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "unbondingPeriod",
         "type": "uint64"
@@ -3664,6 +3680,11 @@ export const sessionRouterAbi = [
         "internalType": "uint256",
         "name": "nonce",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "maximum",
+        "type": "uint256"
       }
     ],
     "name": "ApprovalNonceTooLarge",
@@ -3786,6 +3807,22 @@ export const sessionRouterAbi = [
       }
     ],
     "name": "DepositTooSmall",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxFeeBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "FeeAboveApproval",
     "type": "error"
   },
   {
@@ -3955,6 +3992,22 @@ export const sessionRouterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxRoyaltyBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "RoyaltyAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "token",
         "type": "address"
@@ -4013,6 +4066,22 @@ export const sessionRouterAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "expected",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "received",
+        "type": "uint256"
+      }
+    ],
+    "name": "TokenTransferMismatch",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "ZeroAddress",
     "type": "error"
@@ -4020,6 +4089,11 @@ export const sessionRouterAbi = [
   {
     "inputs": [],
     "name": "ZeroDeposit",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroSessionKey",
     "type": "error"
   },
   {
@@ -4252,6 +4326,11 @@ export const sessionRouterAbi = [
           },
           {
             "internalType": "address",
+            "name": "sessionKey",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
             "name": "provider",
             "type": "address"
           },
@@ -4389,6 +4468,11 @@ export const sessionRouterAbi = [
             "internalType": "uint64",
             "name": "elapsedSeconds",
             "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "treasury",
+            "type": "address"
           }
         ],
         "indexed": false,
@@ -4546,6 +4630,19 @@ export const sessionRouterAbi = [
   },
   {
     "inputs": [],
+    "name": "MAX_NONCE_STEP",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "MAX_PROTOCOL_FEE_BPS",
     "outputs": [
       {
@@ -4603,6 +4700,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -4790,6 +4892,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -4996,6 +5103,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5289,6 +5401,25 @@ export const sessionRouterAbi = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "provider",
+        "type": "address"
+      }
+    ],
+    "name": "nextApprovalNonce",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "components": [
           {
             "internalType": "bytes32",
@@ -5319,6 +5450,16 @@ export const sessionRouterAbi = [
             "internalType": "uint256",
             "name": "nonce",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxRoyaltyBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxFeeBps",
+            "type": "uint16"
           }
         ],
         "internalType": "struct SessionApproval",
@@ -5356,6 +5497,11 @@ export const sessionRouterAbi = [
         "internalType": "struct Prices",
         "name": "maxPrices",
         "type": "tuple"
+      },
+      {
+        "internalType": "address",
+        "name": "sessionKey",
+        "type": "address"
       }
     ],
     "name": "openSession",
@@ -5370,6 +5516,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5498,6 +5649,16 @@ export const sessionRouterAbi = [
             "internalType": "uint256",
             "name": "nonce",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxRoyaltyBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxFeeBps",
+            "type": "uint16"
           }
         ],
         "internalType": "struct SessionApproval",
@@ -5537,6 +5698,11 @@ export const sessionRouterAbi = [
         "type": "tuple"
       },
       {
+        "internalType": "address",
+        "name": "sessionKey",
+        "type": "address"
+      },
+      {
         "internalType": "uint256",
         "name": "permitDeadline",
         "type": "uint256"
@@ -5569,6 +5735,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5714,6 +5885,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5889,6 +6065,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -6287,6 +6468,11 @@ export const marketErrorsAbi = [
         "internalType": "uint256",
         "name": "nonce",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "maximum",
+        "type": "uint256"
       }
     ],
     "name": "ApprovalNonceTooLarge",
@@ -6608,6 +6794,22 @@ export const marketErrorsAbi = [
       }
     ],
     "name": "ERC2612InvalidSigner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxFeeBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "FeeAboveApproval",
     "type": "error"
   },
   {
@@ -6992,6 +7194,22 @@ export const marketErrorsAbi = [
       },
       {
         "internalType": "uint16",
+        "name": "maxRoyaltyBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "RoyaltyAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
         "name": "maximum",
         "type": "uint16"
       }
@@ -7099,6 +7317,22 @@ export const marketErrorsAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "expected",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "received",
+        "type": "uint256"
+      }
+    ],
+    "name": "TokenTransferMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "unbondingPeriod",
         "type": "uint64"
@@ -7130,6 +7364,11 @@ export const marketErrorsAbi = [
   {
     "inputs": [],
     "name": "ZeroDeposit",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroSessionKey",
     "type": "error"
   }
 ] as const;

@@ -207,6 +207,7 @@ task("market:provider", "Prints a provider: registration, operator, endpoint, st
         `${formatAmount(market, stake.unbonding)}${stake.unbonding > 0n ? `, unlocks ${formatTime(stake.unlockAt)}` : ""}`,
       ),
       line("open sessions", await market.sessionRouter.openSessionCount(address)),
+      line("next nonce", await market.sessionRouter.nextApprovalNonce(address)),
     ];
     const posted = await market.marketplace.queryFilter(market.marketplace.filters.BidPosted(undefined, address));
     const bidIds = [...new Set(posted.map((event) => event.args.bidId))];
@@ -280,6 +281,7 @@ task("market:session", "Prints a session's terms (from its SessionOpened event) 
       `session ${sessionId}`,
       `terms (SessionOpened, block ${opened.blockNumber}, tx ${opened.transactionHash})`,
       line("user", terms.user),
+      line("session key", terms.sessionKey),
       line("provider", terms.provider),
       line("bid", opened.args.bidId),
       line("model", terms.modelId),
@@ -310,6 +312,7 @@ task("market:session", "Prints a session's terms (from its SessionOpened event) 
         line("to provider", formatAmount(market, settlement.providerAmount)),
         line("royalty", formatAmount(market, settlement.royaltyAmount)),
         line("protocol fee", formatAmount(market, settlement.feeAmount)),
+        line("fee credited to", settlement.treasury),
         line("refund", formatAmount(market, settlement.refund)),
       );
     } else {

@@ -8,6 +8,8 @@ import {IModelRegistry} from "./IModelRegistry.sol";
 import {IProviderRegistry} from "./IProviderRegistry.sol";
 
 /// @notice A provider's (or its operator's) EIP-712 consent to one session with one user.
+/// `maxRoyaltyBps` and `maxFeeBps` are the highest model royalty and protocol fee the provider
+/// accepts: a royalty or fee raised between the approval and the open cannot cut its share.
 struct SessionApproval {
     bytes32 bidId;
     address user;
@@ -15,10 +17,13 @@ struct SessionApproval {
     uint64 maxDuration;
     uint64 deadline;
     uint256 nonce;
+    uint16 maxRoyaltyBps;
+    uint16 maxFeeBps;
 }
 
-/// @notice The user's cumulative, EIP-712 signed account of a session's use. `seq` grows with each
-/// receipt; `seq == 0` means "no receipt" and every other field but `sessionId` must then be zero.
+/// @notice The user's cumulative account of a session's use, EIP-712 signed (plain ECDSA, never
+/// ERC-1271) by the session's `sessionKey`. `seq` grows with each receipt; `seq == 0` means
+/// "no receipt" and every other field but `sessionId` must then be zero.
 struct UsageReceipt {
     bytes32 sessionId;
     uint64 seq;
@@ -31,8 +36,11 @@ struct UsageReceipt {
 
 /// @notice Everything a session agreed at open and never changes. Only its hash (the session id)
 /// is stored; callers pass it back (it is in `SessionOpened`) and the router checks the hash.
+/// `sessionKey` is the EOA the user named at open: it alone signs the session's receipts and auth
+/// tokens, with plain ECDSA, so a receipt valid once stays valid whatever the user's wallet says later.
 struct SessionTerms {
     address user;
+    address sessionKey;
     address provider;
     bytes32 modelId;
     uint256 nonce;
@@ -63,7 +71,9 @@ enum SessionStatus {
     Closing
 }
 
-/// @notice What a settlement paid, as emitted in `SessionSettled`.
+/// @notice What a settlement paid, as emitted in `SessionSettled`: with the session's terms (its
+/// provider, royalty recipient and user), every escrow credit is named by the events alone.
+/// `treasury` is the account credited with `feeAmount`: the router's treasury at settlement time.
 struct Settlement {
     uint256 cost;
     uint256 providerAmount;
@@ -71,6 +81,7 @@ struct Settlement {
     uint256 feeAmount;
     uint256 refund;
     uint64 elapsedSeconds;
+    address treasury;
 }
 
 /// @title ISessionRouter
@@ -125,16 +136,19 @@ interface ISessionRouter {
 
     error ZeroAddress();
     error ZeroDeposit();
+    error ZeroSessionKey();
     error DepositAboveApproval(uint256 deposit, uint256 maxDeposit);
     error DepositTooLarge(uint256 deposit);
     error DepositTooSmall(uint256 deposit, uint256 pricePerSecond);
     error ApprovalExpired(uint64 deadline);
     error ApprovalForAnotherUser(address user, address caller);
     error ApprovalNonceUsed(address provider, uint256 nonce);
-    error ApprovalNonceTooLarge(uint256 nonce);
+    error ApprovalNonceTooLarge(uint256 nonce, uint256 maximum);
     error InvalidApprovalSigner(address provider);
     error InvalidDuration();
     error PriceAboveMaximum(uint256 price, uint256 maximum);
+    error RoyaltyAboveApproval(uint16 royaltyBps, uint16 maxRoyaltyBps);
+    error FeeAboveApproval(uint16 feeBps, uint16 maxFeeBps);
     error BidNotActive(bytes32 bidId);
     error ModelNotActive(bytes32 modelId);
     error SessionNotOpen(bytes32 sessionId);
@@ -191,25 +205,36 @@ interface ISessionRouter {
     /// @notice The mutable state of a session (`status == None` once settled or if it never existed).
     function getSessionState(bytes32 sessionId) external view returns (SessionState memory);
 
-    /// @notice Whether the provider's approval `nonce` is spent: used, or more than 127 below the
-    /// highest nonce the provider has used (approvals are expected to carry rising nonces).
+    /// @notice Whether the provider's approval `nonce` can never be used: used, more than 127 below the
+    /// highest nonce the provider has used (approvals are expected to carry rising nonces), or above
+    /// 2^64 - 1. A nonce more than `MAX_NONCE_STEP` above the highest is refused for now but not spent.
     function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool);
+
+    /// @notice The provider's next fresh approval nonce: 0 if it has used none, else its highest used
+    /// nonce + 1. An agent that lost its records resumes from here.
+    function nextApprovalNonce(address provider) external view returns (uint256);
 
     /// @notice Sessions of `provider` not yet settled.
     function openSessionCount(address provider) external view returns (uint256);
 
     /// @notice Opens a session on `approval.bidId` for the caller, pulling `deposit` into escrow.
-    /// @param approval Signed by the bid's provider or its operator; binds the caller as user.
+    /// @dev Reverts `TokenTransferMismatch` (TokenTransfer.sol) if the escrow's balance did not grow by
+    /// exactly `deposit`: the market token must be a plain ERC-20 (no fee on transfer).
+    /// @param approval Signed by the bid's provider or its operator; binds the caller as user, and
+    /// caps the model's royalty (as `ModelRegistry.royaltyOf` gives it now) and the protocol fee.
     /// @param approvalSignature The EIP-712 signature of `approval`.
     /// @param deposit Tokens to lock, at most `approval.maxDeposit`.
     /// @param maxPrices The prices the user was shown; the open reverts if the bid costs more now.
+    /// @param sessionKey The EOA that signs this session's receipts and auth tokens (plain ECDSA, never
+    /// ERC-1271): the user itself for an EOA user, a key the client keeps otherwise. Not zero.
     /// @return sessionId The new session's id.
     /// @return terms The session's terms, needed to close it.
     function openSession(
         SessionApproval calldata approval,
         bytes calldata approvalSignature,
         uint256 deposit,
-        Prices calldata maxPrices
+        Prices calldata maxPrices,
+        address sessionKey
     ) external returns (bytes32 sessionId, SessionTerms memory terms);
 
     /// @notice `openSession` with an ERC-2612 permit for `deposit`, so a fresh wallet opens in one
@@ -219,6 +244,7 @@ interface ISessionRouter {
         bytes calldata approvalSignature,
         uint256 deposit,
         Prices calldata maxPrices,
+        address sessionKey,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
@@ -227,11 +253,15 @@ interface ISessionRouter {
 
     /// @notice Adds `amount` to an open, unexpired session of the caller and extends `endsAt`
     /// (never past `terms.maxEndsAt`; the deposit never above `terms.maxDeposit`).
+    /// @dev Reverts `TokenTransferMismatch` if the escrow's balance did not grow by exactly `amount`.
     function topUp(SessionTerms calldata terms, uint256 amount) external;
 
     /// @notice Closes a session with the latest receipt (`seq == 0`: none). The provider or its
     /// operator settles at once; so does the user when `providerSignature` countersigns the
     /// receipt. Otherwise the user (any time) or anyone (after `endsAt`) starts the challenge window.
+    /// @param userSignature The receipt's ECDSA signature by `terms.sessionKey` (empty when `seq == 0`).
+    /// @param providerSignature The provider's or operator's countersignature of the receipt (ECDSA or
+    /// ERC-1271), or empty.
     function closeSession(
         SessionTerms calldata terms,
         UsageReceipt calldata receipt,
@@ -243,6 +273,7 @@ interface ISessionRouter {
     /// with a user-signed receipt whose tokens cost more than those of the receipt it was closed with.
     /// @param closingReceipt The receipt the close carried (as emitted in `SessionCloseRequested`).
     /// @param receipt The challenger's receipt; it wins only if its token cost is strictly higher.
+    /// @param userSignature The receipt's ECDSA signature by `terms.sessionKey`.
     function challenge(
         SessionTerms calldata terms,
         UsageReceipt calldata closingReceipt,

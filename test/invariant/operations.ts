@@ -24,11 +24,13 @@ import {
   type BidShadow,
   type Expected,
   type ProviderActor,
+  type SessionKey,
   type SessionShadow,
   type SignedReceipt,
   type World,
   UINT80_MAX,
   accountOf,
+  effectiveRoyaltyBps,
   endsAtOf,
   settleShadow,
 } from "./world";
@@ -36,6 +38,13 @@ import {
 /** A fixed gas limit skips `eth_estimateGas`: faster, and a reverting call is mined and reported as such. */
 const GAS = { gasLimit: 3_000_000n };
 const PRICE_KEYS = ["perSecond", "perInputToken", "perOutputToken"] as const;
+/** `SessionRouter.MAX_NONCE_STEP`. */
+const MAX_NONCE_STEP = 2n ** 32n;
+
+/** The highest approval nonce the provider has used (0 when none: the contract's start). */
+function highestNonce(provider: ProviderActor): bigint {
+  return provider.usedNonces.reduce((highest, nonce) => (nonce > highest ? nonce : highest), 0n);
+}
 
 interface Revert {
   contract: BaseContract;
@@ -62,6 +71,7 @@ const OPERATIONS = [
   "deleteBid",
   "advanceTime",
   "settleAgain",
+  "governance",
 ] as const;
 export type OperationName = (typeof OPERATIONS)[number];
 
@@ -71,6 +81,7 @@ export class Operations {
   /** Whether the current operation sent a transaction (off-chain ones, signing and the clock, do not). */
   sentTransaction = false;
   readonly counts = new Map<string, number>();
+  private sessionKeys = 0;
 
   constructor(
     private readonly world: World,
@@ -110,6 +121,7 @@ export class Operations {
       deleteBid: activeBids > 4 ? 3 : 1,
       advanceTime: 10,
       settleAgain: 3,
+      governance: 3,
     };
   }
 
@@ -167,6 +179,12 @@ export class Operations {
 
   private label(account: { address: string }): string {
     return this.world.labels.get(account.address as Address) ?? account.address;
+  }
+
+  /** A session key the client generated: a fresh EOA, not funded, that only signs. */
+  private freshSessionKey(): SessionKey {
+    this.sessionKeys += 1;
+    return new ethers.Wallet(ethers.id(`invariant session key ${this.sessionKeys}`));
   }
 
   /* PICKERS */
@@ -244,6 +262,10 @@ export class Operations {
           "priceAboveMax",
           "tooSmall",
           "noPermit",
+          "zeroSessionKey",
+          "royaltyAboveApproval",
+          "feeAboveApproval",
+          "nonceTooLarge",
         ] as const)
       : "none";
     const now = world.now + 1; // a lower bound: tick() below moves the clock 1-12 s
@@ -256,12 +278,26 @@ export class Operations {
       maxDuration: BigInt(p.int(60, 2 * 86_400)),
       deadline: BigInt(now + 12 + p.int(0, 600)),
       nonce: provider.nextNonce,
+      // The agent binds the royalty and fee it priced the bid with: today's, or a margin above.
+      maxRoyaltyBps: effectiveRoyaltyBps(world, model) + (p.chance(0.5) ? 0 : p.int(1, 100)),
+      maxFeeBps: world.params.protocolFeeBps + (p.chance(0.5) ? 0 : p.int(1, 100)),
     };
     let deposit = p.chance(0.1) ? maxDeposit : p.bigint(maxDeposit / 50n, maxDeposit);
     let sender = user;
     let signer = p.chance(0.5) ? provider.provider : provider.operator;
     let maxPrices: Prices = p.chance(0.5) ? MAX_PRICES : { ...bid.prices };
     let validPermit = true;
+    // An EOA user signs its receipts itself, or names a fresh key its client keeps.
+    const sessionKey: SessionKey = p.chance(0.5) ? user : this.freshSessionKey();
+    let sessionKeyAddress = sessionKey.address;
+    if (fault === "zeroSessionKey") sessionKeyAddress = ethers.ZeroAddress;
+    // The royalty or fee was raised after the agent signed.
+    if (fault === "royaltyAboveApproval" && effectiveRoyaltyBps(world, model) > 0) {
+      approval.maxRoyaltyBps = effectiveRoyaltyBps(world, model) - 1;
+    }
+    if (fault === "feeAboveApproval" && world.params.protocolFeeBps > 0) {
+      approval.maxFeeBps = world.params.protocolFeeBps - 1;
+    }
     if (fault === "zeroDeposit") deposit = 0n;
     if (fault === "aboveApproval") deposit = maxDeposit + p.bigint(1n, E18);
     if (fault === "expired") approval.deadline = BigInt(now - p.int(1, 3_600));
@@ -271,6 +307,8 @@ export class Operations {
       signer = p.pick([world.stranger, user, ...world.providers.filter((o) => o !== provider).map((o) => o.operator)]);
     }
     if (fault === "usedNonce" && provider.usedNonces.length > 0) approval.nonce = p.pick(provider.usedNonces);
+    // A buggy agent (or a leaked operator key) jumps past the step bound.
+    if (fault === "nonceTooLarge") approval.nonce = highestNonce(provider) + MAX_NONCE_STEP + p.bigint(1n, 2n ** 40n);
     if (fault === "priceAboveMax") {
       const key = p.pick(PRICE_KEYS);
       if (bid.prices[key] > 0n) maxPrices = { ...MAX_PRICES, [key]: bid.prices[key] - 1n };
@@ -284,7 +322,17 @@ export class Operations {
 
     const permit = withPermit ? await this.signPermit(sender, deposit, validPermit) : undefined;
     const openedAt = await this.tick();
-    const expected = this.predictOpen(approval, sender, signer, deposit, maxPrices, bid, openedAt, validPermit);
+    const expected = this.predictOpen(
+      approval,
+      sender,
+      signer,
+      deposit,
+      maxPrices,
+      sessionKeyAddress,
+      bid,
+      openedAt,
+      validPermit,
+    );
     const router = this.router.connect(sender);
     const receipt = await this.outcome("open", expected, () =>
       permit
@@ -293,13 +341,14 @@ export class Operations {
             signature,
             deposit,
             maxPrices,
+            sessionKeyAddress,
             permit.deadline,
             permit.v,
             permit.r,
             permit.s,
             GAS,
           )
-        : router.openSession(approval, signature, deposit, maxPrices, GAS),
+        : router.openSession(approval, signature, deposit, maxPrices, sessionKeyAddress, GAS),
     );
     if (!receipt) {
       const used = provider.usedNonces.includes(approval.nonce);
@@ -309,10 +358,16 @@ export class Operations {
       );
       return;
     }
+    provider.usedNonces.push(approval.nonce);
+    expect(await this.router.nextApprovalNonce(provider.provider.address)).to.equal(
+      highestNonce(provider) + 1n,
+      "nextApprovalNonce",
+    );
 
     const duration = Math.min(Number(approval.maxDuration), world.params.maxSessionDuration);
     const terms: SessionTerms = {
       user: user.address as Address,
+      sessionKey: sessionKey.address as Address,
       provider: provider.provider.address as Address,
       modelId: model.modelId,
       nonce: approval.nonce,
@@ -320,7 +375,7 @@ export class Operations {
       pricePerInputToken: bid.prices.perInputToken,
       pricePerOutputToken: bid.prices.perOutputToken,
       royaltyRecipient: model.owner.address as Address,
-      royaltyBps: model.royaltyBps,
+      royaltyBps: effectiveRoyaltyBps(world, model),
       feeBps: world.params.protocolFeeBps,
       challengeWindow: world.params.challengeWindow,
       maxDeposit: approval.maxDeposit,
@@ -333,7 +388,6 @@ export class Operations {
     expect(opened.deposit).to.equal(deposit, "deposit of SessionOpened");
     expect(opened.endsAt).to.equal(endsAtOf(terms, deposit), "endsAt of SessionOpened");
 
-    provider.usedNonces.push(approval.nonce);
     accountOf(world, user.address).wallet -= deposit;
     world.openCount.set(terms.provider, world.openCount.get(terms.provider)! + 1);
     world.sessions.push({
@@ -341,6 +395,7 @@ export class Operations {
       id: opened.sessionId,
       terms,
       user,
+      sessionKey,
       provider,
       deposit,
       endsAt: opened.endsAt,
@@ -359,6 +414,7 @@ export class Operations {
     signer: HardhatEthersSigner,
     deposit: bigint,
     maxPrices: Prices,
+    sessionKey: string,
     bid: BidShadow,
     now: number,
     validPermit: boolean,
@@ -366,6 +422,7 @@ export class Operations {
     const { router } = this;
     const fail = (error: string, ...args: unknown[]): Revert => ({ contract: router, error, args });
     if (sender.address !== approval.user) return fail("ApprovalForAnotherUser", approval.user, sender.address);
+    if (sessionKey === ethers.ZeroAddress) return fail("ZeroSessionKey");
     if (BigInt(now) > approval.deadline) return fail("ApprovalExpired", approval.deadline);
     if (approval.maxDuration === 0n) return fail("InvalidDuration");
     if (deposit === 0n) return fail("ZeroDeposit");
@@ -374,14 +431,20 @@ export class Operations {
     const prices: Prices = bid.prices;
     for (const key of PRICE_KEYS)
       if (prices[key] > maxPrices[key]) return fail("PriceAboveMaximum", prices[key], maxPrices[key]);
+    const royaltyBps = effectiveRoyaltyBps(this.world, bid.model);
+    if (royaltyBps > approval.maxRoyaltyBps) return fail("RoyaltyAboveApproval", royaltyBps, approval.maxRoyaltyBps);
     const stakeError = this.stakeError(bid.provider);
     if (stakeError) return stakeError;
     if (signer !== bid.provider.provider && signer !== bid.provider.operator) {
       return fail("InvalidApprovalSigner", bid.provider.provider.address);
     }
+    const maximum = highestNonce(bid.provider) + MAX_NONCE_STEP;
+    if (approval.nonce > maximum) return fail("ApprovalNonceTooLarge", approval.nonce, maximum);
     if (bid.provider.usedNonces.includes(approval.nonce)) {
       return fail("ApprovalNonceUsed", bid.provider.provider.address, approval.nonce);
     }
+    const feeBps = this.world.params.protocolFeeBps;
+    if (feeBps > approval.maxFeeBps) return fail("FeeAboveApproval", feeBps, approval.maxFeeBps);
     if (prices.perSecond > 0n && deposit < prices.perSecond) return fail("DepositTooSmall", deposit, prices.perSecond);
     if (sender === this.world.permitUser && !validPermit) {
       // The failed permit is swallowed; the transfer then finds no allowance.
@@ -416,7 +479,7 @@ export class Operations {
       ttftMsAvg: p.int(40, 2_000),
       tpsX1000Avg: p.int(1_000, 120_000),
     };
-    const signature = await signTyped(session.user, this.world.market.domain, "UsageReceipt", receipt);
+    const signature = await signTyped(session.sessionKey, this.world.market.domain, "UsageReceipt", receipt);
     session.receipts.push({ receipt, signature });
     this.note = `use #${session.index} seq ${seq}`;
     this.record("use", "signed");
@@ -478,13 +541,17 @@ export class Operations {
     return p.pick(session.receipts);
   }
 
-  /** Receipt faults any close can carry: forged by someone other than the user, or from another session. */
+  /**
+   * Receipt faults any close can carry: forged by someone other than the session key (the user
+   * itself, when the session has a key of its own), or from another session.
+   */
   private async faultyReceipt(
     session: SessionShadow,
     chosen: SignedReceipt,
-    forger: HardhatEthersSigner,
+    someForger: SessionKey,
   ): Promise<{ signed: SignedReceipt; fault: string; expected: Revert | undefined }> {
     const p = this.prng;
+    const forger = session.sessionKey !== session.user && p.chance(0.5) ? session.user : someForger;
     const fail = (error: string, ...args: unknown[]): Revert => ({ contract: this.router, error, args });
     if (p.chance(0.06)) {
       const last = this.latest(session).receipt;
@@ -497,7 +564,7 @@ export class Operations {
       const signature = await signTyped(forger, this.world.market.domain, "UsageReceipt", receipt);
       return {
         signed: { receipt, signature },
-        fault: `forged by ${this.label(forger)}`,
+        fault: `forged by ${this.label(forger)}${forger === session.user ? " (not the session key)" : ""}`,
         expected: fail("InvalidUserSignature"),
       };
     }
@@ -742,8 +809,9 @@ export class Operations {
         expected.feeAmount,
         expected.refund,
         expected.elapsedSeconds,
+        expected.treasury,
       ],
-      "settlement (cost, provider, royalty, fee, refund, elapsed)",
+      "settlement (cost, provider, royalty, fee, refund, elapsed, treasury)",
     );
     expect((event.args.receipt as Result).toArray()).to.deep.equal(receiptTuple(receipt), "receipt of SessionSettled");
     expect(event.args.closedBy).to.equal(closedBy.address);
@@ -957,6 +1025,58 @@ export class Operations {
     if (!(await this.outcome("deleteBid", expected, () => marketplace.connect(caller).deleteBid(bid.bidId, GAS))))
       return;
     bid.active = false;
+  }
+
+  /* GOVERNANCE */
+
+  /**
+   * Governance moves the router's treasury (fees of later settlements go there, and
+   * `SessionSettled` says so), the protocol fee or the royalty cap (both apply to later opens);
+   * now and then out of bounds, or sent by someone who is not the admin.
+   */
+  private async governance(): Promise<void> {
+    const { world, prng: p } = this;
+    const { sessionRouter, modelRegistry } = world.market;
+    const setting = p.pick(["setTreasury", "setProtocolFeeBps", "setMaxRoyaltyBps"] as const);
+    const notAdmin = p.chance(0.05);
+    const caller = notAdmin ? p.pick([world.stranger, ...world.users]) : world.governance;
+    let expected: Revert | undefined;
+    let send: () => Promise<ContractTransactionResponse>;
+    let apply: () => void;
+    if (setting === "setTreasury") {
+      const candidates = world.treasuryCandidates.filter((candidate) => candidate !== world.routerTreasury);
+      const next = p.chance(0.05) ? undefined : p.pick(candidates);
+      const address = next?.address ?? ethers.ZeroAddress;
+      this.note = `${this.label(caller)} sets the router's treasury to ${next ? this.label(next) : "zero"}`;
+      if (!next) expected = { contract: sessionRouter, error: "ZeroAddress", args: [] };
+      send = () => sessionRouter.connect(caller).setTreasury(address, GAS);
+      apply = () => (world.routerTreasury = next!);
+    } else if (setting === "setProtocolFeeBps") {
+      const maximum = 1_000;
+      const fee = p.chance(0.05)
+        ? p.int(maximum + 1, 2 * maximum)
+        : p.pick([0, 100, 250, 500, maximum, p.int(0, maximum)]);
+      this.note = `${this.label(caller)} sets the protocol fee to ${fee} bps`;
+      if (fee > maximum) expected = { contract: sessionRouter, error: "ProtocolFeeTooHigh", args: [fee, maximum] };
+      send = () => sessionRouter.connect(caller).setProtocolFeeBps(fee, GAS);
+      apply = () => (world.params.protocolFeeBps = fee);
+    } else {
+      const maximum = 5_000;
+      const cap = p.chance(0.05)
+        ? p.int(maximum + 1, 2 * maximum)
+        : p.pick([0, 300, 500, 2_000, maximum, p.int(0, maximum)]);
+      this.note = `${this.label(caller)} sets the royalty cap to ${cap} bps`;
+      if (cap > maximum) expected = { contract: modelRegistry, error: "RoyaltyTooHigh", args: [cap, maximum] };
+      send = () => modelRegistry.connect(caller).setMaxRoyaltyBps(cap, GAS);
+      apply = () => (world.params.maxRoyaltyBps = cap);
+    }
+    if (notAdmin) {
+      const contract = setting === "setMaxRoyaltyBps" ? modelRegistry : sessionRouter;
+      expected = { contract, error: "AccessControlUnauthorizedAccount", args: [caller.address, ethers.ZeroHash] };
+      this.note += " (not the admin)";
+    }
+    await this.tick();
+    if (await this.outcome(setting, expected, send)) apply();
   }
 
   /* TIME */

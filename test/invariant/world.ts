@@ -5,6 +5,7 @@
  */
 import { ethers } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
+import type { Signer } from "ethers";
 import type { Address, Hex } from "viem";
 import { type Prices, type SessionTerms, type UsageReceipt, bidIdOf, sessionCost, splitCost } from "../../protocol";
 import { E18, type Market, approveAll, deployMarket } from "../fixtures";
@@ -41,12 +42,16 @@ export interface SignedReceipt {
 
 export type SessionStatusName = "open" | "closing" | "settled";
 
+/** What signs a session's receipts: the user itself, or a fresh EOA its client keeps. */
+export type SessionKey = Pick<Signer, "signTypedData"> & { address: string };
+
 export interface SessionShadow {
   /** Position in `World.sessions`, for messages. */
   index: number;
   id: Hex;
   terms: SessionTerms;
   user: HardhatEthersSigner;
+  sessionKey: SessionKey;
   provider: ProviderActor;
   deposit: bigint;
   endsAt: number;
@@ -54,7 +59,7 @@ export interface SessionShadow {
   closedAt: number;
   pendingSeq: bigint;
   pendingReceipt: UsageReceipt | undefined;
-  /** Every receipt the user signed, in order; receipts[0] is the empty receipt. Kept off-chain, as a client does. */
+  /** Every receipt the session key signed, in order; receipts[0] is the empty receipt. Kept off-chain, as a client does. */
   receipts: SignedReceipt[];
 }
 
@@ -73,10 +78,30 @@ export interface Expected {
   feeAmount: bigint;
   refund: bigint;
   elapsedSeconds: bigint;
+  treasury: string;
+}
+
+/**
+ * Escrow as an indexer sees it: every balance re-derived from the router's and the escrow's events
+ * alone (`SessionOpened` names a session's provider and royalty recipient, `SessionSettled` what
+ * each got and which treasury took the fee, `RefundCredited` and `Claimed` the rest), never from a
+ * view. The checks compare it with `Escrow.balanceOf` and the escrow's token balance.
+ */
+export interface EventLedger {
+  /** The first block not yet applied. */
+  fromBlock: number;
+  /** Claimable balance of each account, as the events say. */
+  balances: Map<string, bigint>;
+  /** Tokens the escrow holds, as the events say: deposits and top-ups in, refunds and claims out. */
+  escrowTokens: bigint;
+  /** Each opened session's provider and royalty recipient, from its `SessionOpened`. */
+  sessions: Map<string, { provider: string; royaltyRecipient: string }>;
 }
 
 export interface Params {
   protocolFeeBps: number;
+  /** ModelRegistry's cap: a model's royalty in new sessions is min(its royaltyBps, this). */
+  maxRoyaltyBps: number;
   challengeWindow: number;
   maxSessionDuration: number;
   bidFee: bigint;
@@ -95,7 +120,13 @@ export interface World {
   /** A name per tracked account ("provider1", "user3"), for failure messages. */
   labels: Map<Address, string>;
   governance: HardhatEthersSigner;
+  /** The marketplace's treasury (bid fees), and the router's until governance moves it. */
   treasury: HardhatEthersSigner;
+  /** The router's treasury now: protocol fees of settlements go here. */
+  routerTreasury: HardhatEthersSigner;
+  /** What governance may make the router's treasury. */
+  treasuryCandidates: HardhatEthersSigner[];
+  ledger: EventLedger;
   providers: ProviderActor[];
   models: ModelActor[];
   users: HardhatEthersSigner[];
@@ -106,7 +137,10 @@ export interface World {
   stakers: HardhatEthersSigner[];
   /** Every account that could ever hold a token, an escrow balance or a stake. */
   accounts: HardhatEthersSigner[];
-  /** Those a settlement credits: providers, model owners, the treasury, and users (a refused refund is credited). */
+  /**
+   * Those a settlement credits: providers, model owners, every account the router's treasury can be,
+   * and users (a refused refund is credited).
+   */
   escrowHolders: Set<HardhatEthersSigner>;
   shadow: Map<Address, AccountShadow>;
   bids: Map<Hex, BidShadow>;
@@ -138,6 +172,7 @@ export async function setUpWorld(): Promise<World> {
 
   const params: Params = {
     protocolFeeBps: Number(await market.sessionRouter.protocolFeeBps()),
+    maxRoyaltyBps: Number(await market.modelRegistry.maxRoyaltyBps()),
     challengeWindow: Number(await market.sessionRouter.challengeWindow()),
     maxSessionDuration: Number(await market.sessionRouter.maxSessionDuration()),
     bidFee: await market.marketplace.bidFee(),
@@ -202,7 +237,7 @@ export async function setUpWorld(): Promise<World> {
     [stranger.address as Address, "stranger"],
   ]);
   const accounts = [...labels.keys()].map((address) => signers.find((s) => s.address === address)!);
-  // Bid fees and protocol fees must land on the one treasury the shadow credits.
+  // Bid fees and protocol fees start on the one treasury the shadow credits.
   if (
     (await market.marketplace.treasury()) !== treasury.address ||
     (await market.sessionRouter.treasury()) !== treasury.address
@@ -233,6 +268,9 @@ export async function setUpWorld(): Promise<World> {
     labels,
     governance,
     treasury,
+    routerTreasury: treasury,
+    treasuryCandidates: [treasury, governance, stranger],
+    ledger: { fromBlock: 0, balances: new Map(), escrowTokens: 0n, sessions: new Map() },
     providers,
     models,
     users,
@@ -240,7 +278,14 @@ export async function setUpWorld(): Promise<World> {
     stranger,
     stakers,
     accounts,
-    escrowHolders: new Set([treasury, ...providers.map((p) => p.provider), ...modelOwners, ...users]),
+    escrowHolders: new Set([
+      treasury,
+      governance,
+      stranger,
+      ...providers.map((p) => p.provider),
+      ...modelOwners,
+      ...users,
+    ]),
     shadow,
     bids,
     sessions: [],
@@ -253,6 +298,11 @@ export function accountOf(world: World, address: string): AccountShadow {
   const account = world.shadow.get(address as Address);
   if (!account) throw new Error(`untracked account ${address}`);
   return account;
+}
+
+/** The royalty a session of `model` opened now takes: `ModelRegistry.royaltyOf`, capped by `maxRoyaltyBps`. */
+export function effectiveRoyaltyBps(world: World, model: ModelActor): number {
+  return Math.min(model.royaltyBps, world.params.maxRoyaltyBps);
 }
 
 /** `SessionLib.endsAt`: the deposit runs out, or the approved duration ends, whichever is first. */
@@ -274,11 +324,11 @@ export function settleShadow(world: World, session: SessionShadow, receipt: Usag
   const refund = session.deposit - cost;
   accountOf(world, session.terms.provider).escrow += split.providerAmount;
   accountOf(world, session.terms.royaltyRecipient).escrow += split.royaltyAmount;
-  accountOf(world, world.treasury.address).escrow += split.feeAmount;
+  accountOf(world, world.routerTreasury.address).escrow += split.feeAmount;
   accountOf(world, session.terms.user).wallet += refund;
   session.status = "settled";
   session.deposit = 0n;
   session.pendingReceipt = undefined;
   world.openCount.set(session.terms.provider, world.openCount.get(session.terms.provider)! - 1);
-  return { cost, ...split, refund, elapsedSeconds };
+  return { cost, ...split, refund, elapsedSeconds, treasury: world.routerTreasury.address };
 }
