@@ -90,6 +90,7 @@ class Bench {
   async open(options: { user?: HardhatEthersSigner; bidId?: Hex; maxDuration?: bigint } = {}): Promise<Session> {
     const user = options.user ?? this.market.user;
     const bidId = options.bidId ?? this.bidWithRoyalty;
+    const bid = await this.market.marketplace.getBid(bidId);
     const approval: SessionApproval = {
       bidId,
       user: user.address as Address,
@@ -98,10 +99,12 @@ class Bench {
       deadline: BigInt(await time.latest()) + 3_600n,
       // Sequential, as an agent issues them: consecutive sessions share a nonce bitmap word.
       nonce: this.nextNonce++,
+      // The agent binds the royalty and fee it priced its bid with: today's.
+      maxRoyaltyBps: Number((await this.market.modelRegistry.royaltyOf(bid.modelId)).royaltyBps),
+      maxFeeBps: Number(await this.router.protocolFeeBps()),
     };
     const signature = await signTyped(this.market.operator, this.market.domain, "SessionApproval", approval);
     // The client passes the prices it was shown.
-    const bid = await this.market.marketplace.getBid(bidId);
     const shown: Prices = {
       perSecond: bid.pricePerSecond,
       perInputToken: bid.pricePerInputToken,
@@ -112,9 +115,20 @@ class Bench {
       const permit = await this.signPermit(user, DEPOSIT);
       tx = await this.router
         .connect(user)
-        .openSessionWithPermit(approval, signature, DEPOSIT, shown, permit.deadline, permit.v, permit.r, permit.s);
+        .openSessionWithPermit(
+          approval,
+          signature,
+          DEPOSIT,
+          shown,
+          user.address,
+          permit.deadline,
+          permit.v,
+          permit.r,
+          permit.s,
+        );
     } else {
-      tx = await this.router.connect(user).openSession(approval, signature, DEPOSIT, shown);
+      // An EOA user is its own session key.
+      tx = await this.router.connect(user).openSession(approval, signature, DEPOSIT, shown, user.address);
     }
     const gas = await this.gasOf(Promise.resolve(tx));
     const { sessionId, terms } = await openedSession(this.market, tx);
@@ -313,13 +327,16 @@ async function main() {
   const gasOf = async (send: Promise<ContractTransactionResponse>) => (await (await send).wait())!.gasUsed;
 
   // Registration and bids happen once per provider (and model): measured as the market is set up.
+  // Stake: a provider's first stake (its stake record and Staking's token balance written), then a
+  // second stake of the same account (every slot already non-zero).
+  const stakeGas: bigint[] = [];
   const registerGas: bigint[] = [];
   for (const [provider, operator] of [
     [market.provider, market.operator],
     [providerB, operatorB],
   ] as const) {
     await approveAll(market, provider, market.staking);
-    await market.staking.connect(provider).stake(PARAMS.providerMinStake);
+    stakeGas.push(await gasOf(market.staking.connect(provider).stake(PARAMS.providerMinStake)));
     registerGas.push(
       await gasOf(
         market.providerRegistry
@@ -352,6 +369,8 @@ async function main() {
   const bidWithoutRoyalty = (await market.marketplace.bidIdOf(market.provider.address, plainModel)) as Hex;
   await approveAll(market, market.user, market.sessionRouter);
 
+  stakeGas.push(await gasOf(market.staking.connect(providerB).stake(PARAMS.providerMinStake)));
+  rows.push({ operation: "stake (adding to a stake)", steady: stakeGas[2], firstEver: stakeGas[0] });
   rows.push({
     operation: "register (new provider)",
     steady: registerGas[1],

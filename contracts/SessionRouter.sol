@@ -171,9 +171,10 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         SessionApproval calldata approval,
         bytes calldata approvalSignature,
         uint256 deposit,
-        Prices calldata maxPrices
+        Prices calldata maxPrices,
+        address sessionKey
     ) external nonReentrant returns (bytes32, SessionTerms memory) {
-        return _open(approval, approvalSignature, deposit, maxPrices);
+        return _open(approval, approvalSignature, deposit, maxPrices, sessionKey);
     }
 
     /// @inheritdoc ISessionRouter
@@ -182,6 +183,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bytes calldata approvalSignature,
         uint256 deposit,
         Prices calldata maxPrices,
+        address sessionKey,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
@@ -190,7 +192,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         // Anyone can submit a seen permit first; then the allowance is already there and we go on.
         // solhint-disable-next-line no-empty-blocks
         try IERC20Permit(address(token)).permit(msg.sender, address(this), deposit, permitDeadline, v, r, s) {} catch {}
-        return _open(approval, approvalSignature, deposit, maxPrices);
+        return _open(approval, approvalSignature, deposit, maxPrices, sessionKey);
     }
 
     /// @inheritdoc ISessionRouter
@@ -226,7 +228,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bytes32 sessionId = SessionLib.id(terms);
         SessionState memory state = _sessions[sessionId];
         if (state.status != SessionStatus.Open) revert SessionNotOpen(sessionId);
-        bytes32 receiptDigest = _checkReceipt(sessionId, terms.user, receipt, userSignature);
+        bytes32 receiptDigest = _checkReceipt(sessionId, terms.sessionKey, receipt, userSignature);
 
         if (msg.sender == terms.user) {
             if (providerSignature.length == 0) return _requestClose(sessionId, terms, receipt);
@@ -256,7 +258,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         uint40 challengeEndsAt = state.closedAt + terms.challengeWindow;
         if (block.timestamp > challengeEndsAt) revert ChallengeWindowClosed(challengeEndsAt);
         _checkPendingReceipt(sessionId, closingReceipt);
-        _checkReceipt(sessionId, terms.user, receipt, userSignature);
+        _checkReceipt(sessionId, terms.sessionKey, receipt, userSignature);
         // The receipt that charges more wins, whatever its `seq`: the user signed both, and the user
         // chooses `seq`, so ordering by it would let a user close with a high-seq, low-usage receipt.
         uint256 usageCost = SessionLib.usageCost(terms, receipt);
@@ -308,9 +310,11 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         SessionApproval calldata approval,
         bytes calldata approvalSignature,
         uint256 deposit,
-        Prices calldata maxPrices
+        Prices calldata maxPrices,
+        address sessionKey
     ) private returns (bytes32 sessionId, SessionTerms memory terms) {
         if (approval.user != msg.sender) revert ApprovalForAnotherUser(approval.user, msg.sender);
+        if (sessionKey == address(0)) revert ZeroSessionKey();
         if (block.timestamp > approval.deadline) revert ApprovalExpired(approval.deadline);
         if (approval.maxDuration == 0) revert InvalidDuration();
         if (deposit == 0) revert ZeroDeposit();
@@ -318,6 +322,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (deposit > type(uint96).max) revert DepositTooLarge(deposit);
 
         terms = _agreeTerms(approval, approvalSignature, maxPrices);
+        terms.sessionKey = sessionKey;
         uint40 endsAt = SessionLib.endsAt(terms, deposit);
         if (endsAt == terms.openedAt) revert DepositTooSmall(deposit, terms.pricePerSecond);
 
@@ -358,6 +363,9 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         bool modelActive;
         (modelActive, terms.royaltyRecipient, terms.royaltyBps) = modelRegistry.royaltyOf(bid.modelId);
         if (!modelActive) revert ModelNotActive(bid.modelId);
+        if (terms.royaltyBps > approval.maxRoyaltyBps) {
+            revert RoyaltyAboveApproval(terms.royaltyBps, approval.maxRoyaltyBps);
+        }
 
         // Reverts unless the provider is registered and staked at least the minimum.
         address operator = providerRegistry.activeOperatorOf(terms.provider);
@@ -368,6 +376,8 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         _openWithNonce(terms.provider, approval.nonce);
 
         OpenParams memory params = _params;
+        if (params.protocolFeeBps > approval.maxFeeBps)
+            revert FeeAboveApproval(params.protocolFeeBps, approval.maxFeeBps);
         uint64 duration =
             approval.maxDuration < params.maxSessionDuration ? approval.maxDuration : params.maxSessionDuration;
         terms.feeBps = params.protocolFeeBps;
@@ -411,10 +421,12 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     /* INTERNAL: CLOSE AND SETTLE */
 
     /// @dev `seq == 0` is "no receipt": it prices time only and needs no user signature. The digest
-    /// is returned either way, since the provider may countersign an empty receipt too.
+    /// is returned either way, since the provider may countersign an empty receipt too. A receipt is
+    /// plain ECDSA by the session key, never ERC-1271: a wallet's answer is state its owner controls,
+    /// and a receipt that was valid when the provider served must stay valid when it settles.
     function _checkReceipt(
         bytes32 sessionId,
-        address user,
+        address sessionKey,
         UsageReceipt calldata receipt,
         bytes calldata signature
     ) private view returns (bytes32 digest) {
@@ -428,8 +440,9 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
                 receipt.ttftMsAvg != 0 ||
                 receipt.tpsX1000Avg != 0
             ) revert InvalidReceipt();
-        } else if (!_isSignedBy(digest, signature, user, address(0))) {
-            revert InvalidUserSignature();
+        } else {
+            (address signer, ECDSA.RecoverError error, ) = ECDSA.tryRecoverCalldata(digest, signature);
+            if (error != ECDSA.RecoverError.NoError || signer != sessionKey) revert InvalidUserSignature();
         }
     }
 

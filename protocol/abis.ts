@@ -3791,6 +3791,22 @@ export const sessionRouterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxFeeBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "FeeAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "provider",
         "type": "address"
@@ -3955,6 +3971,22 @@ export const sessionRouterAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxRoyaltyBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "RoyaltyAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "token",
         "type": "address"
@@ -4020,6 +4052,11 @@ export const sessionRouterAbi = [
   {
     "inputs": [],
     "name": "ZeroDeposit",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroSessionKey",
     "type": "error"
   },
   {
@@ -4248,6 +4285,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -4607,6 +4649,11 @@ export const sessionRouterAbi = [
           },
           {
             "internalType": "address",
+            "name": "sessionKey",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
             "name": "provider",
             "type": "address"
           },
@@ -4790,6 +4837,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -4996,6 +5048,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5319,6 +5376,16 @@ export const sessionRouterAbi = [
             "internalType": "uint256",
             "name": "nonce",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxRoyaltyBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxFeeBps",
+            "type": "uint16"
           }
         ],
         "internalType": "struct SessionApproval",
@@ -5356,6 +5423,11 @@ export const sessionRouterAbi = [
         "internalType": "struct Prices",
         "name": "maxPrices",
         "type": "tuple"
+      },
+      {
+        "internalType": "address",
+        "name": "sessionKey",
+        "type": "address"
       }
     ],
     "name": "openSession",
@@ -5370,6 +5442,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5498,6 +5575,16 @@ export const sessionRouterAbi = [
             "internalType": "uint256",
             "name": "nonce",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxRoyaltyBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxFeeBps",
+            "type": "uint16"
           }
         ],
         "internalType": "struct SessionApproval",
@@ -5537,6 +5624,11 @@ export const sessionRouterAbi = [
         "type": "tuple"
       },
       {
+        "internalType": "address",
+        "name": "sessionKey",
+        "type": "address"
+      },
+      {
         "internalType": "uint256",
         "name": "permitDeadline",
         "type": "uint256"
@@ -5569,6 +5661,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5714,6 +5811,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -5889,6 +5991,11 @@ export const sessionRouterAbi = [
           {
             "internalType": "address",
             "name": "user",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "sessionKey",
             "type": "address"
           },
           {
@@ -6613,6 +6720,22 @@ export const marketErrorsAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint16",
+        "name": "feeBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "maxFeeBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "FeeAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "staked",
         "type": "uint256"
@@ -6992,6 +7115,22 @@ export const marketErrorsAbi = [
       },
       {
         "internalType": "uint16",
+        "name": "maxRoyaltyBps",
+        "type": "uint16"
+      }
+    ],
+    "name": "RoyaltyAboveApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "royaltyBps",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
         "name": "maximum",
         "type": "uint16"
       }
@@ -7130,6 +7269,11 @@ export const marketErrorsAbi = [
   {
     "inputs": [],
     "name": "ZeroDeposit",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroSessionKey",
     "type": "error"
   }
 ] as const;

@@ -3,6 +3,12 @@
  * the contracts' tests, the provider agent, the indexer and the client. The field lists mirror
  * `contracts/libraries/SessionLib.sol` (and `SessionAuth`, which only the agent verifies); a test
  * checks the type hashes against the contract's.
+ *
+ * Who signs what: a `SessionApproval` is signed by the provider or its operator (ECDSA, or ERC-1271
+ * for a contract-wallet provider). A `UsageReceipt` and a `SessionAuth` are signed by the session's
+ * key (`SessionTerms.sessionKey`, an EOA the user named at open) with plain ECDSA, never ERC-1271: the
+ * router checks receipts exactly so, and an agent must check auth tokens the same way. The provider's
+ * countersignature of a receipt is by the provider or its operator (ECDSA or ERC-1271).
  */
 import {
   type Account,
@@ -25,6 +31,8 @@ export const sessionTypes = {
     { name: "maxDuration", type: "uint64" },
     { name: "deadline", type: "uint64" },
     { name: "nonce", type: "uint256" },
+    { name: "maxRoyaltyBps", type: "uint16" },
+    { name: "maxFeeBps", type: "uint16" },
   ],
   SessionAuth: [
     { name: "sessionId", type: "bytes32" },
@@ -43,6 +51,12 @@ export const sessionTypes = {
 
 export type SessionTypedDataName = keyof typeof sessionTypes;
 
+/**
+ * A provider's consent to one session. `maxRoyaltyBps` and `maxFeeBps` are the highest model royalty
+ * (`ModelRegistry.royaltyOf`, the effective one) and protocol fee the provider accepts; the open
+ * reverts (`RoyaltyAboveApproval`, `FeeAboveApproval`) if either is higher by then. An agent signs the
+ * values it priced its bid with (the current ones, or a margin above them).
+ */
 export type SessionApproval = {
   bidId: Hex;
   user: Address;
@@ -50,6 +64,8 @@ export type SessionApproval = {
   maxDuration: bigint;
   deadline: bigint;
   nonce: bigint;
+  maxRoyaltyBps: number;
+  maxFeeBps: number;
 };
 
 export type SessionAuth = {
@@ -164,8 +180,14 @@ export const verifySessionApproval = (
   signature: Hex,
   signers: readonly Address[],
 ) => verify(domain, "SessionApproval", approval, signature, signers);
-export const verifySessionAuth = (domain: MarketDomain, auth: SessionAuth, signature: Hex, user: Address) =>
-  verify(domain, "SessionAuth", auth, signature, [user]);
+/** True when `signature` over `auth` comes from the session's key (`SessionTerms.sessionKey`), by plain ECDSA. */
+export const verifySessionAuth = (domain: MarketDomain, auth: SessionAuth, signature: Hex, sessionKey: Address) =>
+  verify(domain, "SessionAuth", auth, signature, [sessionKey]);
+/**
+ * True when `signature` over `receipt` comes from one of `signers`: the session's key for the user's
+ * signature (as the router checks it), the provider or its operator for a countersignature (an
+ * ERC-1271 countersignature, which the router also accepts, is not recognised here).
+ */
 export const verifyUsageReceipt = (
   domain: MarketDomain,
   receipt: UsageReceipt,

@@ -4,9 +4,14 @@
  */
 import { type Address, type Hex, encodeAbiParameters, getAddress, keccak256 } from "viem";
 
-/** Mirrors the Solidity `SessionTerms` struct; its hash is the session id. */
+/**
+ * Mirrors the Solidity `SessionTerms` struct; its hash is the session id. `sessionKey` is the EOA
+ * the user named at open: it alone signs the session's `UsageReceipt`s and `SessionAuth` tokens,
+ * with plain ECDSA (never ERC-1271); for an EOA user it is usually the user itself.
+ */
 export interface SessionTerms {
   user: Address;
+  sessionKey: Address;
   provider: Address;
   modelId: Hex;
   nonce: bigint;
@@ -26,6 +31,7 @@ export const sessionTermsAbiParameter = {
   type: "tuple",
   components: [
     { name: "user", type: "address" },
+    { name: "sessionKey", type: "address" },
     { name: "provider", type: "address" },
     { name: "modelId", type: "bytes32" },
     { name: "nonce", type: "uint256" },

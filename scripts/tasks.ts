@@ -280,6 +280,7 @@ task("market:session", "Prints a session's terms (from its SessionOpened event) 
       `session ${sessionId}`,
       `terms (SessionOpened, block ${opened.blockNumber}, tx ${opened.transactionHash})`,
       line("user", terms.user),
+      line("session key", terms.sessionKey),
       line("provider", terms.provider),
       line("bid", opened.args.bidId),
       line("model", terms.modelId),

@@ -5,6 +5,7 @@
  */
 import { ethers, ignition } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
+import type { Signer } from "ethers";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import type { Address, Hex } from "viem";
 import InferenceMarketModule from "../ignition/modules/InferenceMarket";
@@ -42,6 +43,13 @@ export const PARAMS = {
   maxSessionDuration: 24n * 3600n,
   challengeWindow: 3_600n,
 } as const;
+
+/**
+ * An approval's royalty and fee bounds that accept anything: the contracts' own caps
+ * (`ModelRegistry.ROYALTY_CAP_BPS`, `SessionRouter.MAX_PROTOCOL_FEE_BPS`).
+ */
+export const ANY_ROYALTY_BPS = 5_000;
+export const ANY_FEE_BPS = 1_000;
 
 /** Default bid prices: 1e12 per second, 1e9 per input token, 4e9 per output token. */
 export const PRICES = { perSecond: 10n ** 12n, perInputToken: 10n ** 9n, perOutputToken: 4n * 10n ** 9n };
@@ -183,7 +191,7 @@ export type MarketWithBid = Awaited<ReturnType<typeof marketWithBid>>;
 
 /** Signs typed data with an ethers signer, using the one definition of the types in `protocol/`. */
 export async function signTyped(
-  signer: HardhatEthersSigner,
+  signer: Pick<Signer, "signTypedData">,
   domain: MarketDomain,
   primaryType: keyof typeof sessionTypes,
   message: SessionApproval | UsageReceipt | { sessionId: Hex; expiresAt: bigint },
@@ -211,7 +219,7 @@ export async function signPermit(
 
 let nextNonce = 1n;
 
-/** An approval for `user` on `bidId`, valid for an hour, with a fresh nonce. */
+/** An approval for `user` on `bidId`, valid for an hour, with a fresh nonce, accepting any royalty and fee. */
 export async function makeApproval(
   market: MarketWithBid,
   overrides: Partial<SessionApproval> = {},
@@ -223,6 +231,8 @@ export async function makeApproval(
     maxDuration: 3_600n,
     deadline: BigInt(await time.latest()) + 3_600n,
     nonce: nextNonce++,
+    maxRoyaltyBps: ANY_ROYALTY_BPS,
+    maxFeeBps: ANY_FEE_BPS,
     ...overrides,
   };
 }
@@ -238,6 +248,7 @@ export async function openedSession(market: Market, tx: { hash: string }) {
       const t = opened.terms;
       const terms: SessionTerms = {
         user: t.user as Address,
+        sessionKey: t.sessionKey as Address,
         provider: t.provider as Address,
         modelId: t.modelId as Hex,
         nonce: t.nonce,
@@ -258,20 +269,26 @@ export async function openedSession(market: Market, tx: { hash: string }) {
   throw new Error(`transaction ${tx.hash} emitted no SessionOpened`);
 }
 
-/** Opens a session as `market.user` with a provider-signed approval; returns its id and terms. */
+/**
+ * Opens a session as `market.user` with a provider-signed approval; returns its id and terms. The
+ * session key defaults to the user itself (an EOA user signing its own receipts).
+ */
 export async function openSession(
   market: MarketWithBid,
   deposit = 100n * E18,
   overrides: Partial<SessionApproval> = {},
   signer = market.provider,
+  sessionKey: string = market.user.address,
 ) {
   const approval = await makeApproval(market, overrides);
   const signature = await signTyped(signer, market.domain, "SessionApproval", approval);
-  const tx = await market.sessionRouter.connect(market.user).openSession(approval, signature, deposit, MAX_PRICES);
+  const tx = await market.sessionRouter
+    .connect(market.user)
+    .openSession(approval, signature, deposit, MAX_PRICES, sessionKey);
   return { ...(await openedSession(market, tx)), approval, tx };
 }
 
-/** A user-signed cumulative receipt. */
+/** A cumulative receipt signed by the session key; the fixture's sessions use the user itself. */
 export async function signReceipt(market: Market, receipt: UsageReceipt, signer = market.user) {
   return signTyped(signer, market.domain, "UsageReceipt", receipt);
 }

@@ -306,6 +306,21 @@ describe("ModelRegistry", function () {
       }
     });
 
+    it("royaltyOf gives the effective royalty: the model's, capped by maxRoyaltyBps as it is now", async function () {
+      const market = await loadFixture(deployMarket);
+      const { modelRegistry, governance, modelOwner } = market;
+      const modelId = await registerModel(market, modelOwner, 1_500);
+      expect(await modelRegistry.royaltyOf(modelId)).to.deep.equal([true, modelOwner.address, 1_500n]);
+      await modelRegistry.connect(governance).setMaxRoyaltyBps(1_000);
+      expect(await modelRegistry.royaltyOf(modelId)).to.deep.equal([true, modelOwner.address, 1_000n]);
+      // The record keeps what the owner asked; raising the cap again gives it back.
+      expect((await modelRegistry.getModel(modelId)).royaltyBps).to.equal(1_500n);
+      await modelRegistry.connect(governance).setMaxRoyaltyBps(1_500);
+      expect(await modelRegistry.royaltyOf(modelId)).to.deep.equal([true, modelOwner.address, 1_500n]);
+      await modelRegistry.connect(governance).setMaxRoyaltyBps(0);
+      expect(await modelRegistry.royaltyOf(modelId)).to.deep.equal([true, modelOwner.address, 0n]);
+    });
+
     it("reports an unknown model as inactive with no owner", async function () {
       const { modelRegistry } = await loadFixture(deployMarket);
       const unknownId = ethers.id("never registered");

@@ -106,7 +106,9 @@ async function marketWithViemAccounts() {
 async function openWithViemApproval(market: MarketWithBid, signer: LocalAccount, deposit = 100n * E18) {
   const approval = await makeApproval(market);
   const signature = await signSessionApproval(signer, market.domain, approval);
-  const tx = await market.sessionRouter.connect(market.user).openSession(approval, signature, deposit, MAX_PRICES);
+  const tx = await market.sessionRouter
+    .connect(market.user)
+    .openSession(approval, signature, deposit, MAX_PRICES, approval.user);
   return { ...(await openedSession(market, tx)), approval, signature, tx };
 }
 
@@ -136,7 +138,9 @@ describe("protocol/", function () {
       await market.staking.connect(market.provider).requestUnstake(1n);
       const approval = await makeApproval(market);
       const signature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
-      const call = market.sessionRouter.connect(market.user).openSession(approval, signature, E18, MAX_PRICES);
+      const call = market.sessionRouter
+        .connect(market.user)
+        .openSession(approval, signature, E18, MAX_PRICES, approval.user);
       // ethers puts the raw revert data on the error it throws.
       const revertData = await call.then(
         () => expect.fail("openSession should revert"),
@@ -180,7 +184,9 @@ describe("protocol/", function () {
       const approval = await makeApproval(market);
       const signature = await signSessionApproval(accounts.provider, market.domain, approval);
       await expect(
-        market.sessionRouter.connect(market.user).openSession(approval, signature, 100n * E18, MAX_PRICES),
+        market.sessionRouter
+          .connect(market.user)
+          .openSession(approval, signature, 100n * E18, MAX_PRICES, approval.user),
       ).to.emit(market.sessionRouter, "SessionOpened");
       expect(await market.sessionRouter.isApprovalNonceUsed(market.provider.address, approval.nonce)).to.equal(true);
     });
@@ -199,7 +205,11 @@ describe("protocol/", function () {
         { ...market.domain, chainId: market.domain.chainId + 1 },
         approval,
       );
-      await expect(market.sessionRouter.connect(market.user).openSession(approval, signature, 100n * E18, MAX_PRICES))
+      await expect(
+        market.sessionRouter
+          .connect(market.user)
+          .openSession(approval, signature, 100n * E18, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
         .withArgs(market.provider.address);
     });
@@ -342,6 +352,7 @@ describe("protocol/", function () {
       for (let i = 0; i < 25; i++) {
         const terms: SessionTerms = {
           user: address(random(160)),
+          sessionKey: address(random(160)),
           provider: address(random(160)),
           modelId: hex32(random(256)),
           nonce: random(256),

@@ -147,7 +147,7 @@ async function routerReentries(market: ReentrantMarket, existing: OpenedSession)
     {
       name: "openSession",
       target: sessionRouter,
-      data: router.encodeFunctionData("openSession", [approval, signature, DEPOSIT, MAX_PRICES]),
+      data: router.encodeFunctionData("openSession", [approval, signature, DEPOSIT, MAX_PRICES, user.address]),
       outside: notUser,
     },
     {
@@ -158,6 +158,7 @@ async function routerReentries(market: ReentrantMarket, existing: OpenedSession)
         signature,
         DEPOSIT,
         MAX_PRICES,
+        user.address,
         0n,
         0,
         ethers.ZeroHash,
@@ -289,7 +290,7 @@ describe("Reentrancy guards", function () {
         const signature = await signTyped(provider, market.domain, "SessionApproval", approval);
 
         await expect(
-          sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES),
+          sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
           reentry.name,
         ).to.be.revertedWithCustomError(sessionRouter, "ReentrancyGuardReentrantCall");
 
@@ -302,7 +303,7 @@ describe("Reentrancy guards", function () {
       const approval = await makeApproval(market);
       const signature = await signTyped(provider, market.domain, "SessionApproval", approval);
       await expect(
-        sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES),
+        sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
       ).to.changeTokenBalances(reentrantToken, [user, escrow], [-DEPOSIT, DEPOSIT]);
       expect(await sessionRouter.openSessionCount(provider.address)).to.equal(2n);
     });
@@ -319,7 +320,17 @@ describe("Reentrancy guards", function () {
       const open = () =>
         sessionRouter
           .connect(stranger)
-          .openSessionWithPermit(approval, signature, DEPOSIT, MAX_PRICES, deadline, permit.v, permit.r, permit.s);
+          .openSessionWithPermit(
+            approval,
+            signature,
+            DEPOSIT,
+            MAX_PRICES,
+            approval.user,
+            deadline,
+            permit.v,
+            permit.r,
+            permit.s,
+          );
 
       for (const reentry of await routerReentries(market, market.existing)) {
         await arm(market, reentry.target, reentry.data, HookMode.BubbleRevert);
@@ -663,7 +674,7 @@ describe("Reentrancy guards", function () {
       );
       const approval = await makeApproval(market);
       const signature = await signTyped(provider, market.domain, "SessionApproval", approval);
-      const opened = sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES);
+      const opened = sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user);
       await expect(opened)
         .to.emit(reentrantToken, "HookCalled")
         .withArgs(sessionRouter.target, true, sessionRouter.interface.encodeFunctionResult("openSessionCount", [3n]));

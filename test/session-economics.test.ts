@@ -10,15 +10,19 @@ import type { Hex } from "viem";
 import { type Prices, type SessionTerms, type UsageReceipt, sessionCost, splitCost } from "../protocol";
 import {
   E18,
+  MAX_PRICES,
   PARAMS,
   PRICES,
   type MarketWithBid,
   emptyReceipt,
+  makeApproval,
   marketWithBid,
   openSession,
+  openedSession,
   receiptFor,
   receiptTuple,
   signReceipt,
+  signTyped,
 } from "./fixtures";
 
 const DEPOSIT = 100n * E18;
@@ -378,6 +382,115 @@ describe("SessionRouter: session economics", function () {
         expect((settlement.royaltyAmount + 1n) * 10_000n > settlement.cost * BigInt(c.royaltyBps)).to.equal(true);
       });
     }
+  });
+
+  describe("royalty and fee at open (issue 5.3)", function () {
+    /** An approval as the agent signs it, bound to `bounds`, and its open. */
+    async function signedApproval(market: MarketWithBid, bounds: { maxRoyaltyBps: number; maxFeeBps: number }) {
+      const approval = await makeApproval(market, bounds);
+      const signature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
+      const open = () =>
+        market.sessionRouter
+          .connect(market.user)
+          .openSession(approval, signature, DEPOSIT, MAX_PRICES, market.user.address);
+      return { approval, signature, open };
+    }
+
+    const setRoyalty = (market: MarketWithBid, royaltyBps: number) =>
+      market.modelRegistry
+        .connect(market.modelOwner)
+        .updateModel(market.modelId, royaltyBps, "tiny", "file://tiny.gguf", ["test"]);
+
+    it("a royalty raised after the approval: RoyaltyAboveApproval; at exactly the approved royalty it opens", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { open } = await signedApproval(market, { maxRoyaltyBps: 500, maxFeeBps: Number(PARAMS.protocolFeeBps) });
+      await setRoyalty(market, 501);
+      await expect(open())
+        .to.be.revertedWithCustomError(market.sessionRouter, "RoyaltyAboveApproval")
+        .withArgs(501, 500);
+      await setRoyalty(market, 500);
+      const opened = await openedSession(market, await open());
+      expect(opened.terms.royaltyBps).to.equal(500);
+    });
+
+    it("a protocol fee raised after the approval: FeeAboveApproval; at exactly the approved fee it opens", async function () {
+      const market = await loadFixture(marketWithBid);
+      const feeBps = Number(PARAMS.protocolFeeBps);
+      const { open } = await signedApproval(market, { maxRoyaltyBps: 500, maxFeeBps: feeBps });
+      await market.sessionRouter.connect(market.governance).setProtocolFeeBps(feeBps + 1);
+      await expect(open())
+        .to.be.revertedWithCustomError(market.sessionRouter, "FeeAboveApproval")
+        .withArgs(feeBps + 1, feeBps);
+      await market.sessionRouter.connect(market.governance).setProtocolFeeBps(feeBps);
+      const opened = await openedSession(market, await open());
+      expect(opened.terms.feeBps).to.equal(feeBps);
+    });
+
+    it("a royalty or fee lowered after the approval opens at the lower rate", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { open } = await signedApproval(market, { maxRoyaltyBps: 500, maxFeeBps: Number(PARAMS.protocolFeeBps) });
+      await setRoyalty(market, 100);
+      await market.sessionRouter.connect(market.governance).setProtocolFeeBps(0);
+      const opened = await openedSession(market, await open());
+      expect([opened.terms.royaltyBps, opened.terms.feeBps]).to.deep.equal([100, 0]);
+    });
+
+    it("a royalty cap lowered below an existing model's royalty applies to the next open (issue 5.3a)", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { modelRegistry, sessionRouter, governance, provider } = market;
+      await setRoyalty(market, 2_000);
+      const before = await openAt(market);
+      expect(before.terms.royaltyBps).to.equal(2_000);
+
+      await modelRegistry.connect(governance).setMaxRoyaltyBps(300);
+      const after = await openAt(market);
+      expect(after.terms.royaltyBps).to.equal(300);
+      // The model's record keeps the royalty its owner asked; the cap applies at open.
+      expect((await modelRegistry.getModel(market.modelId)).royaltyBps).to.equal(2_000n);
+
+      // Each session settles at the royalty it opened with.
+      for (const session of [before, after]) {
+        await time.setNextBlockTimestamp(session.openedAt + 100);
+        const cost = 100n * PRICES.perSecond;
+        const split = splitCost(session.terms, cost);
+        expect(split.royaltyAmount).to.equal((cost * BigInt(session.terms.royaltyBps)) / 10_000n);
+        await expect(
+          sessionRouter.connect(provider).closeSession(session.terms, emptyReceipt(session.sessionId), "0x", "0x"),
+        ).to.changeTokenBalance(market.token, market.user, DEPOSIT - cost);
+        expect(await market.escrow.balanceOf(market.modelOwner.address)).to.be.greaterThanOrEqual(split.royaltyAmount);
+      }
+      expect(await market.escrow.balanceOf(market.modelOwner.address)).to.equal(
+        splitCost(before.terms, 100n * PRICES.perSecond).royaltyAmount +
+          splitCost(after.terms, 100n * PRICES.perSecond).royaltyAmount,
+      );
+      expect(await sessionRouter.openSessionCount(provider.address)).to.equal(0n);
+    });
+
+    it("an approval bound to the capped royalty opens although the model asks more", async function () {
+      const market = await loadFixture(marketWithBid);
+      await setRoyalty(market, 2_000);
+      await market.modelRegistry.connect(market.governance).setMaxRoyaltyBps(300);
+      const { open } = await signedApproval(market, { maxRoyaltyBps: 300, maxFeeBps: Number(PARAMS.protocolFeeBps) });
+      const opened = await openedSession(market, await open());
+      expect(opened.terms.royaltyBps).to.equal(300);
+    });
+
+    it("the bounds are signed: an approval whose bounds were raised after signing: InvalidApprovalSigner", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { approval, signature } = await signedApproval(market, { maxRoyaltyBps: 500, maxFeeBps: 250 });
+      for (const raised of [
+        { ...approval, maxRoyaltyBps: 501 },
+        { ...approval, maxFeeBps: 251 },
+      ]) {
+        await expect(
+          market.sessionRouter
+            .connect(market.user)
+            .openSession(raised, signature, DEPOSIT, MAX_PRICES, market.user.address),
+        )
+          .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
+          .withArgs(market.provider.address);
+      }
+    });
   });
 
   describe("provider obligations", function () {

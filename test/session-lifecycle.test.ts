@@ -41,6 +41,7 @@ interface ExpectedSettlement {
 
 const termsTuple = (t: SessionTerms) => [
   t.user,
+  t.sessionKey,
   t.provider,
   t.modelId,
   t.nonce,
@@ -175,6 +176,7 @@ describe("SessionRouter: session lifecycle", function () {
       const signature = await signTyped(provider, market.domain, "SessionApproval", approval);
       const terms: SessionTerms = {
         user: user.address as Address,
+        sessionKey: user.address as Address,
         provider: provider.address as Address,
         modelId: market.modelId,
         nonce: approval.nonce,
@@ -193,7 +195,7 @@ describe("SessionRouter: session lifecycle", function () {
       expect(await sessionRouter.sessionIdOf(terms)).to.equal(sessionId);
 
       await time.setNextBlockTimestamp(openedAt);
-      const tx = sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES);
+      const tx = sessionRouter.connect(user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user);
       await expect(tx)
         .to.emit(sessionRouter, "SessionOpened")
         .withArgs(
@@ -266,12 +268,14 @@ describe("SessionRouter: session lifecycle", function () {
         const approval = await makeApproval(market);
         const signature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
         const maxPrices = { ...MAX_PRICES, [axis]: PRICES[axis] - 1n };
-        await expect(market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, maxPrices))
+        await expect(
+          market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, maxPrices, approval.user),
+        )
           .to.be.revertedWithCustomError(market.sessionRouter, "PriceAboveMaximum")
           .withArgs(PRICES[axis], PRICES[axis] - 1n);
         // Exactly the bid's prices are accepted.
         await expect(
-          market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, PRICES),
+          market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, PRICES, approval.user),
         ).to.emit(market.sessionRouter, "SessionOpened");
       });
     }
@@ -320,7 +324,17 @@ describe("SessionRouter: session lifecycle", function () {
       const p = await freshWalletWithPermit(market, DEPOSIT);
       const tx = market.sessionRouter
         .connect(p.wallet)
-        .openSessionWithPermit(p.approval, p.approvalSignature, DEPOSIT, MAX_PRICES, p.deadline, p.v, p.r, p.s);
+        .openSessionWithPermit(
+          p.approval,
+          p.approvalSignature,
+          DEPOSIT,
+          MAX_PRICES,
+          p.approval.user,
+          p.deadline,
+          p.v,
+          p.r,
+          p.s,
+        );
       await expect(tx).to.emit(market.sessionRouter, "SessionOpened");
       await expect(tx).to.changeTokenBalances(market.token, [p.wallet, market.escrow], [-DEPOSIT, DEPOSIT]);
       const opened = await openedSession(market, await tx);
@@ -338,7 +352,17 @@ describe("SessionRouter: session lifecycle", function () {
       expect(await market.token.allowance(p.wallet.address, p.routerAddress)).to.equal(DEPOSIT);
       const tx = market.sessionRouter
         .connect(p.wallet)
-        .openSessionWithPermit(p.approval, p.approvalSignature, DEPOSIT, MAX_PRICES, p.deadline, p.v, p.r, p.s);
+        .openSessionWithPermit(
+          p.approval,
+          p.approvalSignature,
+          DEPOSIT,
+          MAX_PRICES,
+          p.approval.user,
+          p.deadline,
+          p.v,
+          p.r,
+          p.s,
+        );
       await expect(tx).to.emit(market.sessionRouter, "SessionOpened");
       await expect(tx).to.changeTokenBalances(market.token, [p.wallet, market.escrow], [-DEPOSIT, DEPOSIT]);
     });
@@ -350,7 +374,17 @@ describe("SessionRouter: session lifecycle", function () {
       await expect(
         market.sessionRouter
           .connect(p.wallet)
-          .openSessionWithPermit(p.approval, p.approvalSignature, DEPOSIT - 1n, MAX_PRICES, p.deadline, p.v, p.r, p.s),
+          .openSessionWithPermit(
+            p.approval,
+            p.approvalSignature,
+            DEPOSIT - 1n,
+            MAX_PRICES,
+            p.approval.user,
+            p.deadline,
+            p.v,
+            p.r,
+            p.s,
+          ),
       )
         .to.be.revertedWithCustomError(market.token, "ERC20InsufficientAllowance")
         .withArgs(p.routerAddress, 0n, DEPOSIT - 1n);

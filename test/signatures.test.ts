@@ -91,7 +91,9 @@ describe("SessionRouter: signatures", function () {
       const approval = await makeApproval(market);
       const otherChain = { ...market.domain, chainId: market.domain.chainId + 1 };
       const signature = await signTyped(market.provider, otherChain, "SessionApproval", approval);
-      await expect(market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES))
+      await expect(
+        market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
         .withArgs(market.provider.address);
     });
@@ -101,7 +103,9 @@ describe("SessionRouter: signatures", function () {
       const approval = await makeApproval(market);
       const otherRouter = marketDomain(market.domain.chainId, (await market.marketplace.getAddress()) as Address);
       const signature = await signTyped(market.provider, otherRouter, "SessionApproval", approval);
-      await expect(market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES))
+      await expect(
+        market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
         .withArgs(market.provider.address);
     });
@@ -133,13 +137,13 @@ describe("SessionRouter: signatures", function () {
       await expect(
         market.sessionRouter
           .connect(market.user)
-          .openSession(onTime, await signApproval(market, onTime), DEPOSIT, MAX_PRICES),
+          .openSession(onTime, await signApproval(market, onTime), DEPOSIT, MAX_PRICES, onTime.user),
       ).to.emit(market.sessionRouter, "SessionOpened");
       // The next block is deadline + 1.
       await expect(
         market.sessionRouter
           .connect(market.user)
-          .openSession(late, await signApproval(market, late), DEPOSIT, MAX_PRICES),
+          .openSession(late, await signApproval(market, late), DEPOSIT, MAX_PRICES, late.user),
       )
         .to.be.revertedWithCustomError(market.sessionRouter, "ApprovalExpired")
         .withArgs(deadline);
@@ -150,10 +154,14 @@ describe("SessionRouter: signatures", function () {
       const approval = await makeApproval(market);
       const signature = await signApproval(market, approval);
       expect(await market.sessionRouter.isApprovalNonceUsed(market.provider.address, approval.nonce)).to.equal(false);
-      await market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES);
+      await market.sessionRouter
+        .connect(market.user)
+        .openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user);
       expect(await market.sessionRouter.isApprovalNonceUsed(market.provider.address, approval.nonce)).to.equal(true);
 
-      await expect(market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES))
+      await expect(
+        market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "ApprovalNonceUsed")
         .withArgs(market.provider.address, approval.nonce);
       // Another approval with the same nonce, even signed by the operator, is the same provider's nonce.
@@ -161,7 +169,13 @@ describe("SessionRouter: signatures", function () {
       await expect(
         market.sessionRouter
           .connect(market.user)
-          .openSession(sameNonce, await signApproval(market, sameNonce, market.operator), DEPOSIT, MAX_PRICES),
+          .openSession(
+            sameNonce,
+            await signApproval(market, sameNonce, market.operator),
+            DEPOSIT,
+            MAX_PRICES,
+            sameNonce.user,
+          ),
       )
         .to.be.revertedWithCustomError(market.sessionRouter, "ApprovalNonceUsed")
         .withArgs(market.provider.address, approval.nonce);
@@ -172,7 +186,9 @@ describe("SessionRouter: signatures", function () {
       const { sessionRouter, provider, user } = market;
       const open = async (nonce: bigint) => {
         const approval = await makeApproval(market, { nonce });
-        return sessionRouter.connect(user).openSession(approval, await signApproval(market, approval), E18, MAX_PRICES);
+        return sessionRouter
+          .connect(user)
+          .openSession(approval, await signApproval(market, approval), E18, MAX_PRICES, approval.user);
       };
       const isUsed = (nonce: bigint) => sessionRouter.isApprovalNonceUsed(provider.address, nonce);
       const expectSpent = async (nonce: bigint) => {
@@ -220,7 +236,7 @@ describe("SessionRouter: signatures", function () {
       await expect(
         sessionRouter
           .connect(user)
-          .openSession(approval, await signApproval(market, approval, secondProvider), E18, MAX_PRICES),
+          .openSession(approval, await signApproval(market, approval, secondProvider), E18, MAX_PRICES, approval.user),
       ).to.emit(sessionRouter, "SessionOpened");
       expect(await sessionRouter.isApprovalNonceUsed(secondProvider.address, 255n)).to.equal(true);
     });
@@ -234,7 +250,7 @@ describe("SessionRouter: signatures", function () {
         await expect(
           market.sessionRouter
             .connect(market.user)
-            .openSession(approval, await signApproval(market, approval, signer), DEPOSIT, MAX_PRICES),
+            .openSession(approval, await signApproval(market, approval, signer), DEPOSIT, MAX_PRICES, approval.user),
         )
           .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
           .withArgs(market.provider.address);
@@ -244,7 +260,9 @@ describe("SessionRouter: signatures", function () {
     it("an empty signature: InvalidApprovalSigner", async function () {
       const market = await loadFixture(marketWithBid);
       const approval = await makeApproval(market);
-      await expect(market.sessionRouter.connect(market.user).openSession(approval, "0x", DEPOSIT, MAX_PRICES))
+      await expect(
+        market.sessionRouter.connect(market.user).openSession(approval, "0x", DEPOSIT, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
         .withArgs(market.provider.address);
     });
@@ -275,14 +293,20 @@ describe("SessionRouter: signatures", function () {
       await expect(
         market.sessionRouter
           .connect(market.user)
-          .openSession(approval, await signApproval(market, approval, market.operator), DEPOSIT, MAX_PRICES),
+          .openSession(
+            approval,
+            await signApproval(market, approval, market.operator),
+            DEPOSIT,
+            MAX_PRICES,
+            approval.user,
+          ),
       )
         .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
         .withArgs(market.provider.address);
       await expect(
         market.sessionRouter
           .connect(market.user)
-          .openSession(approval, await signApproval(market, approval, newOperator), DEPOSIT, MAX_PRICES),
+          .openSession(approval, await signApproval(market, approval, newOperator), DEPOSIT, MAX_PRICES, approval.user),
       ).to.emit(market.sessionRouter, "SessionOpened");
     });
 
@@ -290,7 +314,11 @@ describe("SessionRouter: signatures", function () {
       const market = await loadFixture(marketWithBid);
       const approval = await makeApproval(market);
       const signature = await signApproval(market, approval);
-      await expect(market.sessionRouter.connect(market.stranger).openSession(approval, signature, DEPOSIT, MAX_PRICES))
+      await expect(
+        market.sessionRouter
+          .connect(market.stranger)
+          .openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "ApprovalForAnotherUser")
         .withArgs(market.user.address, market.stranger.address);
     });
@@ -352,11 +380,13 @@ describe("SessionRouter: signatures", function () {
       expect(await ecrecover(digest, signature)).to.equal(market.provider.address);
       expect(await ecrecover(digest, flipped)).to.equal(market.provider.address);
 
-      await expect(market.sessionRouter.connect(market.user).openSession(approval, flipped, DEPOSIT, MAX_PRICES))
+      await expect(
+        market.sessionRouter.connect(market.user).openSession(approval, flipped, DEPOSIT, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
         .withArgs(market.provider.address);
       await expect(
-        market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES),
+        market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
       ).to.emit(market.sessionRouter, "SessionOpened");
     });
 
@@ -385,7 +415,11 @@ describe("SessionRouter: signatures", function () {
       const approval = await makeApproval(market);
       const shortApproval = compact(await signApproval(market, approval));
       expect(ethers.dataLength(shortApproval)).to.equal(64);
-      await expect(market.sessionRouter.connect(market.user).openSession(approval, shortApproval, DEPOSIT, MAX_PRICES))
+      await expect(
+        market.sessionRouter
+          .connect(market.user)
+          .openSession(approval, shortApproval, DEPOSIT, MAX_PRICES, approval.user),
+      )
         .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
         .withArgs(market.provider.address);
 
@@ -449,7 +483,9 @@ describe("SessionRouter: signatures", function () {
         expect(await verifySessionApproval(market.domain, approval, "0x1234", signers)).to.equal(false);
 
         await expect(
-          market.sessionRouter.connect(market.user).openSession(approval, signature, DEPOSIT, MAX_PRICES),
+          market.sessionRouter
+            .connect(market.user)
+            .openSession(approval, signature, DEPOSIT, MAX_PRICES, approval.user),
         ).to.emit(market.sessionRouter, "SessionOpened");
       });
     }
@@ -493,7 +529,7 @@ describe("SessionRouter: signatures", function () {
       const approvalSignature = await signSessionApproval(providerAccount(), market.domain, approval);
       const openTx = await market.sessionRouter
         .connect(wallet)
-        .openSession(approval, approvalSignature, DEPOSIT, MAX_PRICES);
+        .openSession(approval, approvalSignature, DEPOSIT, MAX_PRICES, approval.user);
       const { sessionId, terms } = await openedSession(market, openTx);
       expect(terms.user).to.equal(account.address);
 

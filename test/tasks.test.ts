@@ -209,6 +209,7 @@ describe("operator tasks", function () {
       expect(output.split("\n")[0]).to.equal(`session ${session.sessionId}`);
       expect(output).to.contain(`terms (SessionOpened, block ${session.tx.blockNumber}, tx ${session.tx.hash})`);
       expect(field(output, "user")).to.equal(market.user.address);
+      expect(field(output, "session key")).to.equal(market.user.address);
       expect(field(output, "provider")).to.equal(market.provider.address);
       expect(field(output, "bid")).to.equal(market.bidId);
       expect(field(output, "model")).to.equal(market.modelId);

@@ -56,7 +56,8 @@ interface IModelRegistry {
     /// @notice Minimum stake of a model's owner to register it.
     function modelMinStake() external view returns (uint256);
 
-    /// @notice Highest royalty a model may ask, in basis points.
+    /// @notice Highest royalty a model may ask, in basis points. Lowering it caps the royalty of
+    /// existing models too, in sessions opened from then on (`royaltyOf`).
     function maxRoyaltyBps() external view returns (uint16);
 
     /// @notice The id a model registered by `owner` with `contentHash` has: keccak256(owner, contentHash).
@@ -65,7 +66,9 @@ interface IModelRegistry {
     /// @notice The record of `modelId` (all zero if never registered).
     function getModel(bytes32 modelId) external view returns (Model memory);
 
-    /// @notice What a session of `modelId` needs: whether it is active, who earns its royalty, and how much.
+    /// @notice What a session of `modelId` opened now takes: whether the model is active, who earns its
+    /// royalty, and the effective royalty `min(model.royaltyBps, maxRoyaltyBps)`: a cap lowered by
+    /// governance applies at once to existing models (`getModel` keeps the royalty the owner asked).
     function royaltyOf(bytes32 modelId) external view returns (bool active, address owner, uint16 royaltyBps);
 
     /// @notice Registers a model owned by the caller (or re-activates one it deregistered, with the
@@ -86,7 +89,8 @@ interface IModelRegistry {
         string[] calldata tags
     ) external returns (bytes32 modelId);
 
-    /// @notice Changes a model's royalty and metadata. Open sessions keep the royalty they opened with.
+    /// @notice Changes a model's royalty and metadata. Open sessions keep the royalty they opened with;
+    /// sessions opened later take it (capped by `maxRoyaltyBps`) unless their approval set a lower bound.
     function updateModel(
         bytes32 modelId,
         uint16 royaltyBps,
@@ -101,6 +105,7 @@ interface IModelRegistry {
     /// @notice Governance: sets the minimum stake to register a model.
     function setModelMinStake(uint256 newModelMinStake) external;
 
-    /// @notice Governance: sets the highest royalty (at most `ROYALTY_CAP_BPS`).
+    /// @notice Governance: sets the highest royalty (at most `ROYALTY_CAP_BPS`). It bounds later
+    /// registrations and updates, and caps every model's royalty in sessions opened from now on.
     function setMaxRoyaltyBps(uint16 newMaxRoyaltyBps) external;
 }

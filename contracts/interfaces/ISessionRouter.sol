@@ -8,6 +8,8 @@ import {IModelRegistry} from "./IModelRegistry.sol";
 import {IProviderRegistry} from "./IProviderRegistry.sol";
 
 /// @notice A provider's (or its operator's) EIP-712 consent to one session with one user.
+/// `maxRoyaltyBps` and `maxFeeBps` are the highest model royalty and protocol fee the provider
+/// accepts: a royalty or fee raised between the approval and the open cannot cut its share.
 struct SessionApproval {
     bytes32 bidId;
     address user;
@@ -15,10 +17,13 @@ struct SessionApproval {
     uint64 maxDuration;
     uint64 deadline;
     uint256 nonce;
+    uint16 maxRoyaltyBps;
+    uint16 maxFeeBps;
 }
 
-/// @notice The user's cumulative, EIP-712 signed account of a session's use. `seq` grows with each
-/// receipt; `seq == 0` means "no receipt" and every other field but `sessionId` must then be zero.
+/// @notice The user's cumulative account of a session's use, EIP-712 signed (plain ECDSA, never
+/// ERC-1271) by the session's `sessionKey`. `seq` grows with each receipt; `seq == 0` means
+/// "no receipt" and every other field but `sessionId` must then be zero.
 struct UsageReceipt {
     bytes32 sessionId;
     uint64 seq;
@@ -31,8 +36,11 @@ struct UsageReceipt {
 
 /// @notice Everything a session agreed at open and never changes. Only its hash (the session id)
 /// is stored; callers pass it back (it is in `SessionOpened`) and the router checks the hash.
+/// `sessionKey` is the EOA the user named at open: it alone signs the session's receipts and auth
+/// tokens, with plain ECDSA, so a receipt valid once stays valid whatever the user's wallet says later.
 struct SessionTerms {
     address user;
+    address sessionKey;
     address provider;
     bytes32 modelId;
     uint256 nonce;
@@ -125,6 +133,7 @@ interface ISessionRouter {
 
     error ZeroAddress();
     error ZeroDeposit();
+    error ZeroSessionKey();
     error DepositAboveApproval(uint256 deposit, uint256 maxDeposit);
     error DepositTooLarge(uint256 deposit);
     error DepositTooSmall(uint256 deposit, uint256 pricePerSecond);
@@ -135,6 +144,8 @@ interface ISessionRouter {
     error InvalidApprovalSigner(address provider);
     error InvalidDuration();
     error PriceAboveMaximum(uint256 price, uint256 maximum);
+    error RoyaltyAboveApproval(uint16 royaltyBps, uint16 maxRoyaltyBps);
+    error FeeAboveApproval(uint16 feeBps, uint16 maxFeeBps);
     error BidNotActive(bytes32 bidId);
     error ModelNotActive(bytes32 modelId);
     error SessionNotOpen(bytes32 sessionId);
@@ -199,17 +210,21 @@ interface ISessionRouter {
     function openSessionCount(address provider) external view returns (uint256);
 
     /// @notice Opens a session on `approval.bidId` for the caller, pulling `deposit` into escrow.
-    /// @param approval Signed by the bid's provider or its operator; binds the caller as user.
+    /// @param approval Signed by the bid's provider or its operator; binds the caller as user, and
+    /// caps the model's royalty (as `ModelRegistry.royaltyOf` gives it now) and the protocol fee.
     /// @param approvalSignature The EIP-712 signature of `approval`.
     /// @param deposit Tokens to lock, at most `approval.maxDeposit`.
     /// @param maxPrices The prices the user was shown; the open reverts if the bid costs more now.
+    /// @param sessionKey The EOA that signs this session's receipts and auth tokens (plain ECDSA, never
+    /// ERC-1271): the user itself for an EOA user, a key the client keeps otherwise. Not zero.
     /// @return sessionId The new session's id.
     /// @return terms The session's terms, needed to close it.
     function openSession(
         SessionApproval calldata approval,
         bytes calldata approvalSignature,
         uint256 deposit,
-        Prices calldata maxPrices
+        Prices calldata maxPrices,
+        address sessionKey
     ) external returns (bytes32 sessionId, SessionTerms memory terms);
 
     /// @notice `openSession` with an ERC-2612 permit for `deposit`, so a fresh wallet opens in one
@@ -219,6 +234,7 @@ interface ISessionRouter {
         bytes calldata approvalSignature,
         uint256 deposit,
         Prices calldata maxPrices,
+        address sessionKey,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
@@ -232,6 +248,9 @@ interface ISessionRouter {
     /// @notice Closes a session with the latest receipt (`seq == 0`: none). The provider or its
     /// operator settles at once; so does the user when `providerSignature` countersigns the
     /// receipt. Otherwise the user (any time) or anyone (after `endsAt`) starts the challenge window.
+    /// @param userSignature The receipt's ECDSA signature by `terms.sessionKey` (empty when `seq == 0`).
+    /// @param providerSignature The provider's or operator's countersignature of the receipt (ECDSA or
+    /// ERC-1271), or empty.
     function closeSession(
         SessionTerms calldata terms,
         UsageReceipt calldata receipt,
@@ -243,6 +262,7 @@ interface ISessionRouter {
     /// with a user-signed receipt whose tokens cost more than those of the receipt it was closed with.
     /// @param closingReceipt The receipt the close carried (as emitted in `SessionCloseRequested`).
     /// @param receipt The challenger's receipt; it wins only if its token cost is strictly higher.
+    /// @param userSignature The receipt's ECDSA signature by `terms.sessionKey`.
     function challenge(
         SessionTerms calldata terms,
         UsageReceipt calldata closingReceipt,

@@ -10,7 +10,7 @@ library SessionLib {
 
     bytes32 internal constant SESSION_APPROVAL_TYPEHASH = keccak256(
         // solhint-disable-next-line max-line-length
-        "SessionApproval(bytes32 bidId,address user,uint256 maxDeposit,uint64 maxDuration,uint64 deadline,uint256 nonce)"
+        "SessionApproval(bytes32 bidId,address user,uint256 maxDeposit,uint64 maxDuration,uint64 deadline,uint256 nonce,uint16 maxRoyaltyBps,uint16 maxFeeBps)"
     );
     bytes32 internal constant USAGE_RECEIPT_TYPEHASH = keccak256(
         // solhint-disable-next-line max-line-length
@@ -23,19 +23,9 @@ library SessionLib {
         return keccak256(abi.encode(terms));
     }
 
+    /// @dev Every field is a static type, so the struct encodes as its EIP-712 `encodeData`.
     function hashApproval(SessionApproval calldata approval) internal pure returns (bytes32) {
-        return
-            keccak256(
-                abi.encode(
-                    SESSION_APPROVAL_TYPEHASH,
-                    approval.bidId,
-                    approval.user,
-                    approval.maxDeposit,
-                    approval.maxDuration,
-                    approval.deadline,
-                    approval.nonce
-                )
-            );
+        return keccak256(abi.encode(SESSION_APPROVAL_TYPEHASH, approval));
     }
 
     function hashReceipt(UsageReceipt calldata receipt) internal pure returns (bytes32) {

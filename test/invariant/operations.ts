@@ -24,11 +24,13 @@ import {
   type BidShadow,
   type Expected,
   type ProviderActor,
+  type SessionKey,
   type SessionShadow,
   type SignedReceipt,
   type World,
   UINT80_MAX,
   accountOf,
+  effectiveRoyaltyBps,
   endsAtOf,
   settleShadow,
 } from "./world";
@@ -71,6 +73,7 @@ export class Operations {
   /** Whether the current operation sent a transaction (off-chain ones, signing and the clock, do not). */
   sentTransaction = false;
   readonly counts = new Map<string, number>();
+  private sessionKeys = 0;
 
   constructor(
     private readonly world: World,
@@ -169,6 +172,12 @@ export class Operations {
     return this.world.labels.get(account.address as Address) ?? account.address;
   }
 
+  /** A session key the client generated: a fresh EOA, not funded, that only signs. */
+  private freshSessionKey(): SessionKey {
+    this.sessionKeys += 1;
+    return new ethers.Wallet(ethers.id(`invariant session key ${this.sessionKeys}`));
+  }
+
   /* PICKERS */
 
   private sessionsIn(status: SessionShadow["status"]): SessionShadow[] {
@@ -244,6 +253,9 @@ export class Operations {
           "priceAboveMax",
           "tooSmall",
           "noPermit",
+          "zeroSessionKey",
+          "royaltyAboveApproval",
+          "feeAboveApproval",
         ] as const)
       : "none";
     const now = world.now + 1; // a lower bound: tick() below moves the clock 1-12 s
@@ -256,12 +268,26 @@ export class Operations {
       maxDuration: BigInt(p.int(60, 2 * 86_400)),
       deadline: BigInt(now + 12 + p.int(0, 600)),
       nonce: provider.nextNonce,
+      // The agent binds the royalty and fee it priced the bid with: today's, or a margin above.
+      maxRoyaltyBps: effectiveRoyaltyBps(world, model) + (p.chance(0.5) ? 0 : p.int(1, 100)),
+      maxFeeBps: world.params.protocolFeeBps + (p.chance(0.5) ? 0 : p.int(1, 100)),
     };
     let deposit = p.chance(0.1) ? maxDeposit : p.bigint(maxDeposit / 50n, maxDeposit);
     let sender = user;
     let signer = p.chance(0.5) ? provider.provider : provider.operator;
     let maxPrices: Prices = p.chance(0.5) ? MAX_PRICES : { ...bid.prices };
     let validPermit = true;
+    // An EOA user signs its receipts itself, or names a fresh key its client keeps.
+    const sessionKey: SessionKey = p.chance(0.5) ? user : this.freshSessionKey();
+    let sessionKeyAddress = sessionKey.address;
+    if (fault === "zeroSessionKey") sessionKeyAddress = ethers.ZeroAddress;
+    // The royalty or fee was raised after the agent signed.
+    if (fault === "royaltyAboveApproval" && effectiveRoyaltyBps(world, model) > 0) {
+      approval.maxRoyaltyBps = effectiveRoyaltyBps(world, model) - 1;
+    }
+    if (fault === "feeAboveApproval" && world.params.protocolFeeBps > 0) {
+      approval.maxFeeBps = world.params.protocolFeeBps - 1;
+    }
     if (fault === "zeroDeposit") deposit = 0n;
     if (fault === "aboveApproval") deposit = maxDeposit + p.bigint(1n, E18);
     if (fault === "expired") approval.deadline = BigInt(now - p.int(1, 3_600));
@@ -284,7 +310,17 @@ export class Operations {
 
     const permit = withPermit ? await this.signPermit(sender, deposit, validPermit) : undefined;
     const openedAt = await this.tick();
-    const expected = this.predictOpen(approval, sender, signer, deposit, maxPrices, bid, openedAt, validPermit);
+    const expected = this.predictOpen(
+      approval,
+      sender,
+      signer,
+      deposit,
+      maxPrices,
+      sessionKeyAddress,
+      bid,
+      openedAt,
+      validPermit,
+    );
     const router = this.router.connect(sender);
     const receipt = await this.outcome("open", expected, () =>
       permit
@@ -293,13 +329,14 @@ export class Operations {
             signature,
             deposit,
             maxPrices,
+            sessionKeyAddress,
             permit.deadline,
             permit.v,
             permit.r,
             permit.s,
             GAS,
           )
-        : router.openSession(approval, signature, deposit, maxPrices, GAS),
+        : router.openSession(approval, signature, deposit, maxPrices, sessionKeyAddress, GAS),
     );
     if (!receipt) {
       const used = provider.usedNonces.includes(approval.nonce);
@@ -313,6 +350,7 @@ export class Operations {
     const duration = Math.min(Number(approval.maxDuration), world.params.maxSessionDuration);
     const terms: SessionTerms = {
       user: user.address as Address,
+      sessionKey: sessionKey.address as Address,
       provider: provider.provider.address as Address,
       modelId: model.modelId,
       nonce: approval.nonce,
@@ -320,7 +358,7 @@ export class Operations {
       pricePerInputToken: bid.prices.perInputToken,
       pricePerOutputToken: bid.prices.perOutputToken,
       royaltyRecipient: model.owner.address as Address,
-      royaltyBps: model.royaltyBps,
+      royaltyBps: effectiveRoyaltyBps(world, model),
       feeBps: world.params.protocolFeeBps,
       challengeWindow: world.params.challengeWindow,
       maxDeposit: approval.maxDeposit,
@@ -341,6 +379,7 @@ export class Operations {
       id: opened.sessionId,
       terms,
       user,
+      sessionKey,
       provider,
       deposit,
       endsAt: opened.endsAt,
@@ -359,6 +398,7 @@ export class Operations {
     signer: HardhatEthersSigner,
     deposit: bigint,
     maxPrices: Prices,
+    sessionKey: string,
     bid: BidShadow,
     now: number,
     validPermit: boolean,
@@ -366,6 +406,7 @@ export class Operations {
     const { router } = this;
     const fail = (error: string, ...args: unknown[]): Revert => ({ contract: router, error, args });
     if (sender.address !== approval.user) return fail("ApprovalForAnotherUser", approval.user, sender.address);
+    if (sessionKey === ethers.ZeroAddress) return fail("ZeroSessionKey");
     if (BigInt(now) > approval.deadline) return fail("ApprovalExpired", approval.deadline);
     if (approval.maxDuration === 0n) return fail("InvalidDuration");
     if (deposit === 0n) return fail("ZeroDeposit");
@@ -374,6 +415,8 @@ export class Operations {
     const prices: Prices = bid.prices;
     for (const key of PRICE_KEYS)
       if (prices[key] > maxPrices[key]) return fail("PriceAboveMaximum", prices[key], maxPrices[key]);
+    const royaltyBps = effectiveRoyaltyBps(this.world, bid.model);
+    if (royaltyBps > approval.maxRoyaltyBps) return fail("RoyaltyAboveApproval", royaltyBps, approval.maxRoyaltyBps);
     const stakeError = this.stakeError(bid.provider);
     if (stakeError) return stakeError;
     if (signer !== bid.provider.provider && signer !== bid.provider.operator) {
@@ -382,6 +425,8 @@ export class Operations {
     if (bid.provider.usedNonces.includes(approval.nonce)) {
       return fail("ApprovalNonceUsed", bid.provider.provider.address, approval.nonce);
     }
+    const feeBps = this.world.params.protocolFeeBps;
+    if (feeBps > approval.maxFeeBps) return fail("FeeAboveApproval", feeBps, approval.maxFeeBps);
     if (prices.perSecond > 0n && deposit < prices.perSecond) return fail("DepositTooSmall", deposit, prices.perSecond);
     if (sender === this.world.permitUser && !validPermit) {
       // The failed permit is swallowed; the transfer then finds no allowance.
@@ -416,7 +461,7 @@ export class Operations {
       ttftMsAvg: p.int(40, 2_000),
       tpsX1000Avg: p.int(1_000, 120_000),
     };
-    const signature = await signTyped(session.user, this.world.market.domain, "UsageReceipt", receipt);
+    const signature = await signTyped(session.sessionKey, this.world.market.domain, "UsageReceipt", receipt);
     session.receipts.push({ receipt, signature });
     this.note = `use #${session.index} seq ${seq}`;
     this.record("use", "signed");
@@ -478,13 +523,17 @@ export class Operations {
     return p.pick(session.receipts);
   }
 
-  /** Receipt faults any close can carry: forged by someone other than the user, or from another session. */
+  /**
+   * Receipt faults any close can carry: forged by someone other than the session key (the user
+   * itself, when the session has a key of its own), or from another session.
+   */
   private async faultyReceipt(
     session: SessionShadow,
     chosen: SignedReceipt,
-    forger: HardhatEthersSigner,
+    someForger: SessionKey,
   ): Promise<{ signed: SignedReceipt; fault: string; expected: Revert | undefined }> {
     const p = this.prng;
+    const forger = session.sessionKey !== session.user && p.chance(0.5) ? session.user : someForger;
     const fail = (error: string, ...args: unknown[]): Revert => ({ contract: this.router, error, args });
     if (p.chance(0.06)) {
       const last = this.latest(session).receipt;
@@ -497,7 +546,7 @@ export class Operations {
       const signature = await signTyped(forger, this.world.market.domain, "UsageReceipt", receipt);
       return {
         signed: { receipt, signature },
-        fault: `forged by ${this.label(forger)}`,
+        fault: `forged by ${this.label(forger)}${forger === session.user ? " (not the session key)" : ""}`,
         expected: fail("InvalidUserSignature"),
       };
     }

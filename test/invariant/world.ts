@@ -5,6 +5,7 @@
  */
 import { ethers } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
+import type { Signer } from "ethers";
 import type { Address, Hex } from "viem";
 import { type Prices, type SessionTerms, type UsageReceipt, bidIdOf, sessionCost, splitCost } from "../../protocol";
 import { E18, type Market, approveAll, deployMarket } from "../fixtures";
@@ -41,12 +42,16 @@ export interface SignedReceipt {
 
 export type SessionStatusName = "open" | "closing" | "settled";
 
+/** What signs a session's receipts: the user itself, or a fresh EOA its client keeps. */
+export type SessionKey = Pick<Signer, "signTypedData"> & { address: string };
+
 export interface SessionShadow {
   /** Position in `World.sessions`, for messages. */
   index: number;
   id: Hex;
   terms: SessionTerms;
   user: HardhatEthersSigner;
+  sessionKey: SessionKey;
   provider: ProviderActor;
   deposit: bigint;
   endsAt: number;
@@ -54,7 +59,7 @@ export interface SessionShadow {
   closedAt: number;
   pendingSeq: bigint;
   pendingReceipt: UsageReceipt | undefined;
-  /** Every receipt the user signed, in order; receipts[0] is the empty receipt. Kept off-chain, as a client does. */
+  /** Every receipt the session key signed, in order; receipts[0] is the empty receipt. Kept off-chain, as a client does. */
   receipts: SignedReceipt[];
 }
 
@@ -77,6 +82,8 @@ export interface Expected {
 
 export interface Params {
   protocolFeeBps: number;
+  /** ModelRegistry's cap: a model's royalty in new sessions is min(its royaltyBps, this). */
+  maxRoyaltyBps: number;
   challengeWindow: number;
   maxSessionDuration: number;
   bidFee: bigint;
@@ -138,6 +145,7 @@ export async function setUpWorld(): Promise<World> {
 
   const params: Params = {
     protocolFeeBps: Number(await market.sessionRouter.protocolFeeBps()),
+    maxRoyaltyBps: Number(await market.modelRegistry.maxRoyaltyBps()),
     challengeWindow: Number(await market.sessionRouter.challengeWindow()),
     maxSessionDuration: Number(await market.sessionRouter.maxSessionDuration()),
     bidFee: await market.marketplace.bidFee(),
@@ -253,6 +261,11 @@ export function accountOf(world: World, address: string): AccountShadow {
   const account = world.shadow.get(address as Address);
   if (!account) throw new Error(`untracked account ${address}`);
   return account;
+}
+
+/** The royalty a session of `model` opened now takes: `ModelRegistry.royaltyOf`, capped by `maxRoyaltyBps`. */
+export function effectiveRoyaltyBps(world: World, model: ModelActor): number {
+  return Math.min(model.royaltyBps, world.params.maxRoyaltyBps);
 }
 
 /** `SessionLib.endsAt`: the deposit runs out, or the approved duration ends, whichever is first. */
