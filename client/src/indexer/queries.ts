@@ -3,6 +3,7 @@
  */
 import { type Address, type Hex, getAddress } from "viem";
 import { z } from "zod";
+import type { SessionTerms } from "../../../protocol/index.js";
 import type { RankedBid } from "../actions/rankBids.js";
 import type { IndexerClient } from "./indexer-client.js";
 
@@ -63,4 +64,68 @@ export async function fetchProviderRankings(indexer: IndexerClient, modelId: Hex
     sessions: row.sessions ?? undefined,
     source: "indexer" as const,
   }));
+}
+
+const sessionSchema = z.object({
+  session: z
+    .object({
+      id: bytes32,
+      bidId: bytes32,
+      openedBlock: uint.nullish(),
+      terms: z.object({
+        user: address,
+        sessionKey: address,
+        provider: address,
+        modelId: bytes32,
+        nonce: uint,
+        pricePerSecond: uint,
+        pricePerInputToken: uint,
+        pricePerOutputToken: uint,
+        royaltyRecipient: address,
+        royaltyBps: z.number().int(),
+        feeBps: z.number().int(),
+        challengeWindow: z.number().int(),
+        maxDeposit: uint,
+        openedAt: z.number().int(),
+        maxEndsAt: z.number().int(),
+      }),
+    })
+    .nullable(),
+});
+
+export const SESSION_QUERY = /* GraphQL */ `
+  query Session($id: String!) {
+    session(id: $id) {
+      id
+      bidId
+      openedBlock
+      terms {
+        user
+        sessionKey
+        provider
+        modelId
+        nonce
+        pricePerSecond
+        pricePerInputToken
+        pricePerOutputToken
+        royaltyRecipient
+        royaltyBps
+        feeBps
+        challengeWindow
+        maxDeposit
+        openedAt
+        maxEndsAt
+      }
+    }
+  }
+`;
+
+/** A session's terms as the indexer has them (from its SessionOpened event), or undefined. */
+export async function fetchSessionTerms(
+  indexer: IndexerClient,
+  sessionId: Hex,
+): Promise<{ terms: SessionTerms; bidId: Hex; openedBlock: bigint | undefined } | undefined> {
+  const data = await indexer.request(SESSION_QUERY, { id: sessionId }, (raw) => sessionSchema.parse(raw));
+  if (!data.session) return undefined;
+  return { terms: data.session.terms, bidId: data.session.bidId, openedBlock: data.session.openedBlock ?? undefined };
 }

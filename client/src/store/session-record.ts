@@ -79,7 +79,8 @@ export const sessionRecordSchema = z.object({
   chainId: smallUint,
   sessionRouter: address,
   user: address,
-  sessionKey: z.object({ address, sealed: sealedBox }),
+  /** `sealed` is absent when the record was rebuilt without the key (the store was lost). */
+  sessionKey: z.object({ address, sealed: sealedBox.optional() }),
   bidId: bytes32,
   provider: address,
   modelId: bytes32,

@@ -48,17 +48,19 @@ export interface SessionStoreOptions {
 
 export class SessionStore {
   readonly root: string;
+  readonly user: Address;
   private readonly sessionsDir: string;
   private key: Promise<Buffer> | undefined;
   private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(private readonly options: SessionStoreOptions) {
-    this.root = join(options.dir, getAddress(options.user));
+    this.user = getAddress(options.user);
+    this.root = join(options.dir, this.user);
     this.sessionsDir = join(this.root, "sessions");
   }
 
   /** Seals a session key's private key; the record names its address, which the seal authenticates. */
-  async sealSessionKey(privateKey: Hex): Promise<SessionRecord["sessionKey"]> {
+  async sealSessionKey(privateKey: Hex): Promise<{ address: Address; sealed: ReturnType<typeof seal> }> {
     const address = privateKeyToAccount(privateKey).address;
     const key = await this.unlock();
     return { address, sealed: seal(key, Buffer.from(privateKey.slice(2), "hex"), aad(this.options.user, address)) };
@@ -66,10 +68,16 @@ export class SessionStore {
 
   /** The private key of a record's session key. */
   async unsealSessionKey(record: SessionRecord): Promise<Hex> {
+    if (record.sessionKey.sealed === undefined) {
+      throw new SessionStoreError(`the key of session ${record.sessionId ?? record.sessionKey.address} is not in this store`, {
+        hint: "it was rebuilt from the chain after the store was lost: it can be closed (time only), not used",
+      });
+    }
+    const sealed = record.sessionKey.sealed;
     const key = await this.unlock();
     let plaintext: Buffer;
     try {
-      plaintext = open(key, record.sessionKey.sealed, aad(this.options.user, record.sessionKey.address));
+      plaintext = open(key, sealed, aad(this.options.user, record.sessionKey.address));
     } catch (error) {
       throw new SessionStoreError(`the session key ${record.sessionKey.address} cannot be decrypted`, {
         cause: error,
