@@ -25,6 +25,7 @@ import {
 } from "./interfaces/ISessionRouter.sol";
 import {BidId} from "./libraries/BidId.sol";
 import {SessionLib} from "./libraries/SessionLib.sol";
+import {TokenTransfer} from "./libraries/TokenTransfer.sol";
 
 /// @title SessionRouter
 /// @notice See {ISessionRouter}. A session's money: `openSession` pulls the deposit into `escrow`;
@@ -45,6 +46,10 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
     uint32 public constant MAX_CHALLENGE_WINDOW = 7 days;
     /// @notice How far below a provider's highest used approval nonce a nonce may still be used.
     uint256 public constant NONCE_WINDOW = 128;
+    /// @notice How far above a provider's highest used approval nonce (or above 0, before its first)
+    /// a nonce may be: one approval cannot move the window more, so reaching the last nonce,
+    /// 2^64 - 1, takes at least 2^32 opens.
+    uint256 public constant MAX_NONCE_STEP = 2 ** 32;
 
     /// @dev The parameters `openSession` reads, packed into one slot.
     struct OpenParams {
@@ -153,10 +158,17 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
     /// @inheritdoc ISessionRouter
     function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool) {
+        if (nonce > type(uint64).max) return true;
         ProviderSessions memory sessions = _providerSessions[provider];
         if (sessions.recentNonces == 0 || nonce > sessions.highestNonce) return false;
         uint256 age = sessions.highestNonce - nonce;
         return age >= NONCE_WINDOW || sessions.recentNonces & (1 << age) != 0;
+    }
+
+    /// @inheritdoc ISessionRouter
+    function nextApprovalNonce(address provider) external view returns (uint256) {
+        ProviderSessions memory sessions = _providerSessions[provider];
+        return sessions.recentNonces == 0 ? 0 : uint256(sessions.highestNonce) + 1;
     }
 
     /// @inheritdoc ISessionRouter
@@ -213,7 +225,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
         emit SessionToppedUp(sessionId, msg.sender, amount, deposit, endsAt);
 
-        token.safeTransferFrom(msg.sender, address(escrow), amount);
+        TokenTransfer.pullExact(token, msg.sender, address(escrow), amount);
     }
 
     /* CLOSE */
@@ -338,7 +350,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
 
         emit SessionOpened(sessionId, msg.sender, terms.provider, approval.bidId, terms, deposit, endsAt);
 
-        token.safeTransferFrom(msg.sender, address(escrow), deposit);
+        TokenTransfer.pullExact(token, msg.sender, address(escrow), deposit);
     }
 
     /// @dev Checks the bid, model, provider, signature and nonce, and fixes the session's terms.
@@ -393,10 +405,13 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
         if (price > maximum) revert PriceAboveMaximum(price, maximum);
     }
 
-    /// @dev Spends the approval nonce and counts the session open, in one storage write.
+    /// @dev Spends the approval nonce and counts the session open, in one storage write. A provider that
+    /// has used no nonce has `highestNonce == 0`, so its first nonce is bounded by `MAX_NONCE_STEP` too.
     function _openWithNonce(address provider, uint256 nonce) private {
-        if (nonce > type(uint64).max) revert ApprovalNonceTooLarge(nonce);
         ProviderSessions memory sessions = _providerSessions[provider];
+        uint256 maximum = uint256(sessions.highestNonce) + MAX_NONCE_STEP;
+        if (maximum > type(uint64).max) maximum = type(uint64).max;
+        if (nonce > maximum) revert ApprovalNonceTooLarge(nonce, maximum);
         if (sessions.recentNonces == 0 || nonce > sessions.highestNonce) {
             uint256 shift = nonce - sessions.highestNonce;
             // Safe cast: the window keeps its low 128 bits; older nonces fall out of it, spent.
@@ -404,7 +419,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
                 sessions.recentNonces == 0 || shift >= NONCE_WINDOW
                     ? 1
                     : uint128((uint256(sessions.recentNonces) << shift) | 1);
-            // Safe cast: nonce <= type(uint64).max, checked above.
+            // Safe cast: nonce <= maximum <= type(uint64).max, checked above.
             sessions.highestNonce = uint64(nonce);
         } else {
             uint256 age = sessions.highestNonce - nonce;

@@ -6,6 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
+import {TokenTransfer} from "./libraries/TokenTransfer.sol";
 
 /// @title Staking
 /// @notice Stake with an unbonding period. See {IStaking}.
@@ -57,7 +58,7 @@ contract Staking is IStaking, AccessControl, ReentrancyGuardTransient {
 
         emit Staked(msg.sender, amount, staked);
 
-        token.safeTransferFrom(msg.sender, address(this), amount);
+        TokenTransfer.pullExact(token, msg.sender, address(this), amount);
     }
 
     /// @inheritdoc IStaking

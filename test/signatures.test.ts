@@ -69,6 +69,50 @@ async function signApproval(
   return signTyped(signer, market.domain, "SessionApproval", approval);
 }
 
+const STEP = 2n ** 32n;
+
+/** Opens sessions of the fixture's provider with chosen approval nonces, and reads the nonce views. */
+function nonceHelpers(market: MarketWithBid) {
+  const { sessionRouter, provider, user } = market;
+  const open = async (nonce: bigint) => {
+    const approval = await makeApproval(market, { nonce });
+    return sessionRouter
+      .connect(user)
+      .openSession(approval, await signApproval(market, approval), E18, MAX_PRICES, approval.user);
+  };
+  const isUsed = (nonce: bigint) => sessionRouter.isApprovalNonceUsed(provider.address, nonce);
+  const expectSpent = async (nonce: bigint) => {
+    expect(await isUsed(nonce), `nonce ${nonce}`).to.equal(true);
+    await expect(open(nonce))
+      .to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceUsed")
+      .withArgs(provider.address, nonce);
+  };
+  return { open, isUsed, expectSpent };
+}
+
+/**
+ * Overwrites the provider's packed `ProviderSessions` slot (open count, highest nonce, window) in
+ * SessionRouter's storage, for states no test could reach by opening sessions. The mapping's slot is
+ * found by its current value (the provider has opened exactly one session, nonce 1), not assumed.
+ */
+async function setProviderSessions(
+  market: MarketWithBid,
+  value: { openSessions: bigint; highestNonce: bigint; recentNonces: bigint },
+) {
+  const router = await market.sessionRouter.getAddress();
+  const pack = (v: typeof value) => v.openSessions | (v.highestNonce << 64n) | (v.recentNonces << 128n);
+  const current = pack({ openSessions: 1n, highestNonce: 1n, recentNonces: 1n });
+  const slots: string[] = [];
+  for (let mappingSlot = 0n; mappingSlot < 32n; mappingSlot++) {
+    const slot = ethers.keccak256(
+      ethers.AbiCoder.defaultAbiCoder().encode(["address", "uint256"], [market.provider.address, mappingSlot]),
+    );
+    if (BigInt(await ethers.provider.getStorage(router, slot)) === current) slots.push(slot);
+  }
+  expect(slots, "the provider's ProviderSessions slot").to.have.length(1);
+  await network.provider.send("hardhat_setStorageAt", [router, slots[0], ethers.toBeHex(pack(value), 32)]);
+}
+
 /** Hardhat's default private key of account `index`, derived from the network's configured mnemonic. */
 function hardhatPrivateKey(index: number): Hex {
   const accounts = network.config.accounts;
@@ -181,22 +225,10 @@ describe("SessionRouter: signatures", function () {
         .withArgs(market.provider.address, approval.nonce);
     });
 
-    it("nonce window: out-of-order use within 128 of the highest, older nonces spent, at most 2^64 - 1", async function () {
+    it("nonce window: out-of-order use within 128 of the highest, older nonces spent", async function () {
       const market = await loadFixture(marketWithBid);
       const { sessionRouter, provider, user } = market;
-      const open = async (nonce: bigint) => {
-        const approval = await makeApproval(market, { nonce });
-        return sessionRouter
-          .connect(user)
-          .openSession(approval, await signApproval(market, approval), E18, MAX_PRICES, approval.user);
-      };
-      const isUsed = (nonce: bigint) => sessionRouter.isApprovalNonceUsed(provider.address, nonce);
-      const expectSpent = async (nonce: bigint) => {
-        expect(await isUsed(nonce), `nonce ${nonce}`).to.equal(true);
-        await expect(open(nonce))
-          .to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceUsed")
-          .withArgs(provider.address, nonce);
-      };
+      const { open, isUsed, expectSpent } = nonceHelpers(market);
 
       await open(1_000n);
       expect([await isUsed(1_000n), await isUsed(999n), await isUsed(1_001n)]).to.deep.equal([true, false, false]);
@@ -217,14 +249,10 @@ describe("SessionRouter: signatures", function () {
       expect(await isUsed(1_001n)).to.equal(false);
       await open(1_001n);
 
-      // The largest nonce; a jump of 128 or more forgets the whole window.
-      await open(2n ** 64n - 1n);
+      // A jump of 128 or more forgets the whole window.
+      await open(1_127n + 128n);
       await expectSpent(1_127n);
-      expect(await isUsed(2n ** 64n - 2n)).to.equal(false);
-      for (const nonce of [2n ** 64n, 2n ** 256n - 1n]) {
-        expect(await isUsed(nonce)).to.equal(false);
-        await expect(open(nonce)).to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceTooLarge").withArgs(nonce);
-      }
+      expect(await isUsed(1_127n + 127n)).to.equal(false);
       expect(await sessionRouter.openSessionCount(provider.address)).to.equal(6n);
 
       // A second provider's nonces are its own.
@@ -239,6 +267,78 @@ describe("SessionRouter: signatures", function () {
           .openSession(approval, await signApproval(market, approval, secondProvider), E18, MAX_PRICES, approval.user),
       ).to.emit(sessionRouter, "SessionOpened");
       expect(await sessionRouter.isApprovalNonceUsed(secondProvider.address, 255n)).to.equal(true);
+    });
+
+    it("nonce step: at most MAX_NONCE_STEP above the highest (or above 0 before the first): ApprovalNonceTooLarge", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { sessionRouter, provider } = market;
+      const { open, isUsed } = nonceHelpers(market);
+      expect(await sessionRouter.MAX_NONCE_STEP()).to.equal(STEP);
+      const tooLarge = (nonce: bigint, maximum: bigint) =>
+        expect(open(nonce))
+          .to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceTooLarge")
+          .withArgs(nonce, maximum);
+
+      // No nonce used yet: the first may be at most MAX_NONCE_STEP.
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(0n);
+      await tooLarge(STEP + 1n, STEP);
+      await tooLarge(2n ** 64n - 1n, STEP);
+      // Refused for now is not spent: it becomes usable once the window has moved up.
+      expect(await isUsed(STEP + 1n)).to.equal(false);
+      await open(STEP);
+      await tooLarge(2n * STEP + 1n, 2n * STEP);
+      await open(STEP + 1n);
+      await open(2n * STEP);
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(2n * STEP + 1n);
+      expect(await sessionRouter.openSessionCount(provider.address)).to.equal(3n);
+    });
+
+    it("nonces above 2^64 - 1 are spent for the view and refused with the maximum, capped at 2^64 - 1", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { sessionRouter, provider } = market;
+      const { open, isUsed, expectSpent } = nonceHelpers(market);
+      for (const nonce of [2n ** 64n, 2n ** 256n - 1n]) expect(await isUsed(nonce), `nonce ${nonce}`).to.equal(true);
+
+      // The window's top 2^31 below the last nonce: unreachable in practice (2^32 opens at the
+      // largest step), so the provider's slot is written directly.
+      await open(1n);
+      const highest = 2n ** 64n - 2n ** 31n;
+      await setProviderSessions(market, { openSessions: 1n, highestNonce: highest, recentNonces: 1n });
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(highest + 1n);
+      expect(await sessionRouter.openSessionCount(provider.address)).to.equal(1n);
+      // highest + MAX_NONCE_STEP is past 2^64 - 1: the maximum is 2^64 - 1 itself.
+      for (const nonce of [2n ** 64n, highest + STEP]) {
+        await expect(open(nonce))
+          .to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceTooLarge")
+          .withArgs(nonce, 2n ** 64n - 1n);
+      }
+      await open(2n ** 64n - 1n);
+      await expectSpent(2n ** 64n - 1n);
+      await expectSpent(highest);
+      expect(await isUsed(2n ** 64n - 2n)).to.equal(false);
+      await open(2n ** 64n - 2n);
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(2n ** 64n);
+      expect(await isUsed(2n ** 64n)).to.equal(true);
+      await expect(open(2n ** 64n))
+        .to.be.revertedWithCustomError(sessionRouter, "ApprovalNonceTooLarge")
+        .withArgs(2n ** 64n, 2n ** 64n - 1n);
+      expect(await sessionRouter.openSessionCount(provider.address)).to.equal(3n);
+    });
+
+    it("nextApprovalNonce: 0 before any open, then the highest used + 1, whatever the order of use", async function () {
+      const market = await loadFixture(marketWithBid);
+      const { sessionRouter, provider } = market;
+      const { open } = nonceHelpers(market);
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(0n);
+      await open(0n);
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(1n);
+      await open(5n);
+      await open(3n);
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(6n);
+      // An agent resuming from it hands out a fresh nonce.
+      await open(await sessionRouter.nextApprovalNonce(provider.address));
+      expect(await sessionRouter.nextApprovalNonce(provider.address)).to.equal(7n);
+      expect(await sessionRouter.nextApprovalNonce(market.stranger.address)).to.equal(0n);
     });
 
     it("signed by a stranger, or by the provider of another bid: InvalidApprovalSigner", async function () {

@@ -140,7 +140,7 @@ interface ISessionRouter {
     error ApprovalExpired(uint64 deadline);
     error ApprovalForAnotherUser(address user, address caller);
     error ApprovalNonceUsed(address provider, uint256 nonce);
-    error ApprovalNonceTooLarge(uint256 nonce);
+    error ApprovalNonceTooLarge(uint256 nonce, uint256 maximum);
     error InvalidApprovalSigner(address provider);
     error InvalidDuration();
     error PriceAboveMaximum(uint256 price, uint256 maximum);
@@ -202,14 +202,21 @@ interface ISessionRouter {
     /// @notice The mutable state of a session (`status == None` once settled or if it never existed).
     function getSessionState(bytes32 sessionId) external view returns (SessionState memory);
 
-    /// @notice Whether the provider's approval `nonce` is spent: used, or more than 127 below the
-    /// highest nonce the provider has used (approvals are expected to carry rising nonces).
+    /// @notice Whether the provider's approval `nonce` can never be used: used, more than 127 below the
+    /// highest nonce the provider has used (approvals are expected to carry rising nonces), or above
+    /// 2^64 - 1. A nonce more than `MAX_NONCE_STEP` above the highest is refused for now but not spent.
     function isApprovalNonceUsed(address provider, uint256 nonce) external view returns (bool);
+
+    /// @notice The provider's next fresh approval nonce: 0 if it has used none, else its highest used
+    /// nonce + 1. An agent that lost its records resumes from here.
+    function nextApprovalNonce(address provider) external view returns (uint256);
 
     /// @notice Sessions of `provider` not yet settled.
     function openSessionCount(address provider) external view returns (uint256);
 
     /// @notice Opens a session on `approval.bidId` for the caller, pulling `deposit` into escrow.
+    /// @dev Reverts `TokenTransferMismatch` (TokenTransfer.sol) if the escrow's balance did not grow by
+    /// exactly `deposit`: the market token must be a plain ERC-20 (no fee on transfer).
     /// @param approval Signed by the bid's provider or its operator; binds the caller as user, and
     /// caps the model's royalty (as `ModelRegistry.royaltyOf` gives it now) and the protocol fee.
     /// @param approvalSignature The EIP-712 signature of `approval`.
@@ -243,6 +250,7 @@ interface ISessionRouter {
 
     /// @notice Adds `amount` to an open, unexpired session of the caller and extends `endsAt`
     /// (never past `terms.maxEndsAt`; the deposit never above `terms.maxDeposit`).
+    /// @dev Reverts `TokenTransferMismatch` if the escrow's balance did not grow by exactly `amount`.
     function topUp(SessionTerms calldata terms, uint256 amount) external;
 
     /// @notice Closes a session with the latest receipt (`seq == 0`: none). The provider or its

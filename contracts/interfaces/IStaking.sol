@@ -44,7 +44,9 @@ interface IStaking {
     function stakeAccount(address account) external view returns (StakeAccount memory);
 
     /// @notice Pulls `amount` tokens from the caller and adds them to the caller's stake.
-    /// @dev Needs an allowance for this contract. Reverts `ZeroAmount` for 0.
+    /// @dev Needs an allowance for this contract. Reverts `ZeroAmount` for 0, and
+    /// `TokenTransferMismatch` (TokenTransfer.sol) if this contract's balance did not grow by exactly
+    /// `amount` (a fee-on-transfer token).
     function stake(uint256 amount) external;
 
     /// @notice Moves `amount` of the caller's stake into unbonding; it stops counting at once and

@@ -38,6 +38,13 @@ import {
 /** A fixed gas limit skips `eth_estimateGas`: faster, and a reverting call is mined and reported as such. */
 const GAS = { gasLimit: 3_000_000n };
 const PRICE_KEYS = ["perSecond", "perInputToken", "perOutputToken"] as const;
+/** `SessionRouter.MAX_NONCE_STEP`. */
+const MAX_NONCE_STEP = 2n ** 32n;
+
+/** The highest approval nonce the provider has used (0 when none: the contract's start). */
+function highestNonce(provider: ProviderActor): bigint {
+  return provider.usedNonces.reduce((highest, nonce) => (nonce > highest ? nonce : highest), 0n);
+}
 
 interface Revert {
   contract: BaseContract;
@@ -256,6 +263,7 @@ export class Operations {
           "zeroSessionKey",
           "royaltyAboveApproval",
           "feeAboveApproval",
+          "nonceTooLarge",
         ] as const)
       : "none";
     const now = world.now + 1; // a lower bound: tick() below moves the clock 1-12 s
@@ -297,6 +305,8 @@ export class Operations {
       signer = p.pick([world.stranger, user, ...world.providers.filter((o) => o !== provider).map((o) => o.operator)]);
     }
     if (fault === "usedNonce" && provider.usedNonces.length > 0) approval.nonce = p.pick(provider.usedNonces);
+    // A buggy agent (or a leaked operator key) jumps past the step bound.
+    if (fault === "nonceTooLarge") approval.nonce = highestNonce(provider) + MAX_NONCE_STEP + p.bigint(1n, 2n ** 40n);
     if (fault === "priceAboveMax") {
       const key = p.pick(PRICE_KEYS);
       if (bid.prices[key] > 0n) maxPrices = { ...MAX_PRICES, [key]: bid.prices[key] - 1n };
@@ -346,6 +356,11 @@ export class Operations {
       );
       return;
     }
+    provider.usedNonces.push(approval.nonce);
+    expect(await this.router.nextApprovalNonce(provider.provider.address)).to.equal(
+      highestNonce(provider) + 1n,
+      "nextApprovalNonce",
+    );
 
     const duration = Math.min(Number(approval.maxDuration), world.params.maxSessionDuration);
     const terms: SessionTerms = {
@@ -371,7 +386,6 @@ export class Operations {
     expect(opened.deposit).to.equal(deposit, "deposit of SessionOpened");
     expect(opened.endsAt).to.equal(endsAtOf(terms, deposit), "endsAt of SessionOpened");
 
-    provider.usedNonces.push(approval.nonce);
     accountOf(world, user.address).wallet -= deposit;
     world.openCount.set(terms.provider, world.openCount.get(terms.provider)! + 1);
     world.sessions.push({
@@ -422,6 +436,8 @@ export class Operations {
     if (signer !== bid.provider.provider && signer !== bid.provider.operator) {
       return fail("InvalidApprovalSigner", bid.provider.provider.address);
     }
+    const maximum = highestNonce(bid.provider) + MAX_NONCE_STEP;
+    if (approval.nonce > maximum) return fail("ApprovalNonceTooLarge", approval.nonce, maximum);
     if (bid.provider.usedNonces.includes(approval.nonce)) {
       return fail("ApprovalNonceUsed", bid.provider.provider.address, approval.nonce);
     }
