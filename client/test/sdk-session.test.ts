@@ -49,11 +49,11 @@ after(async () => {
   await rm(storeDir, { recursive: true, force: true });
 });
 
-describe("open, chat, close", () => {
+describe("open, chat, close", { timeout: 300_000 }, () => {
   test("opens on a bid, chats without streaming, posts a receipt within the usage, and closes cooperatively", async () => {
     const { session } = await consumer.openSession({ bidId: agent.bidId, deposit: 10n * E18, maxDuration: 3600 });
     assert.equal(session.provider, agent.provider);
-    const openai = consumer.chat(session);
+    const openai = consumer.chat(session, { timeout: 60_000 });
     const completion = await openai.chat.completions.create({
       model: agent.modelId,
       messages: [{ role: "user", content: "Say hello" }],
@@ -79,8 +79,10 @@ describe("open, chat, close", () => {
   });
 
   test("streams through the openai package: the caller's stream is untouched and the receipt counts its usage", async () => {
-    const { session } = await consumer.openSession({ bidId: agent.bidId, deposit: 5n * E18, maxDuration: 3600 });
-    const openai = consumer.chat(session);
+    // A deposit that pays for 1,000 of the 3,600 seconds: the top-up below extends the session.
+    const { session } = await consumer.openSession({ bidId: agent.bidId, deposit: 10n ** 15n, maxDuration: 3600 });
+    assert.equal(session.endsAt, session.terms.openedAt + 1000);
+    const openai = consumer.chat(session, { timeout: 60_000 });
     const stream = await openai.chat.completions.create({
       model: agent.modelId,
       messages: [{ role: "user", content: "Count to five" }],
@@ -130,9 +132,9 @@ describe("open, chat, close", () => {
     assert.equal(BigInt(next.inputTokens) - BigInt(receipt.inputTokens), BigInt(usage.prompt_tokens));
     assert.equal(next.requests, 2);
 
-    const topped = await consumer.topUp(session, 2n * E18);
-    assert.equal(topped.deposit, 7n * E18);
-    assert.ok(topped.endsAt > session.endsAt);
+    const topped = await consumer.topUp(session, 10n ** 15n);
+    assert.equal(topped.deposit, 2n * 10n ** 15n);
+    assert.equal(topped.endsAt, session.endsAt + 1000);
 
     const closed = await consumer.closeSession(session);
     assert.equal(closed.outcome, "settled");
@@ -140,7 +142,7 @@ describe("open, chat, close", () => {
 
   test("a close without the agent opens the challenge window; after it, the close finalizes and refunds", async () => {
     const { session } = await consumer.openSession({ bidId: agent.bidId, deposit: 3n * E18, maxDuration: 3600 });
-    const openai = consumer.chat(session);
+    const openai = consumer.chat(session, { timeout: 60_000 });
     await openai.chat.completions.create({ model: agent.modelId, messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
     await consumer.flushReceipts(session);
     const closing = await consumer.closeSession(session, { cooperative: false });
@@ -189,7 +191,7 @@ describe("open, chat, close", () => {
   });
 });
 
-describe("failover", () => {
+describe("failover", { timeout: 300_000 }, () => {
   test("skips a wrong signer, a wrong user, a raised price and a dead provider for the next ranked bid", async () => {
     const cheap = { perSecond: 10n ** 11n, perInputToken: 10n ** 8n, perOutputToken: 10n ** 8n };
     const behaviours = ["wrong-signer", "wrong-user", "raised-price", "down"] as const;
@@ -217,7 +219,7 @@ describe("failover", () => {
   });
 });
 
-describe("sessions survive the process", () => {
+describe("sessions survive the process", { timeout: 300_000 }, () => {
   test("a consumer killed mid-session closes it cooperatively after a restart", async () => {
     const dir = await mkdtemp(join(tmpdir(), "client-restart-"));
     const key = devKey(market, 7);

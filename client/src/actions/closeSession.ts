@@ -13,7 +13,13 @@ import { getAgentSessionStatus, requestCountersignature } from "../agent/agent-c
 import { chainNow } from "../chain/clock.js";
 import { sendContractCall } from "../chain/send.js";
 import type { MarketContext } from "../context.js";
-import { AgentRequestError, ChallengeWindowOpenError, MarketError, SessionStateError } from "../errors.js";
+import {
+  AgentRequestError,
+  ChallengeWindowOpenError,
+  ContractRevertError,
+  MarketError,
+  SessionStateError,
+} from "../errors.js";
 import { dropLiveSession, findSessionRecord, liveSession } from "../session/live-registry.js";
 import type { SessionRef } from "../session/market-session.js";
 import {
@@ -214,12 +220,22 @@ export async function finalizeSession(ctx: MarketContext, ref: SessionRef): Prom
     }));
     throw new ChallengeWindowOpenError(sessionId, request.challengeEndsAt, Math.ceil(request.challengeEndsAt - now + 1));
   }
-  const receipt = await sendContractCall(ctx, ctx.progress, `finalizing session ${sessionId}`, {
-    address: ctx.addresses.sessionRouter,
-    abi: sessionRouterAbi,
-    functionName: "finalize",
-    args: [terms, receiptFromRecord(request.receipt)],
-  });
+  let receipt;
+  try {
+    receipt = await sendContractCall(ctx, ctx.progress, `finalizing session ${sessionId}`, {
+      address: ctx.addresses.sessionRouter,
+      abi: sessionRouterAbi,
+      functionName: "finalize",
+      args: [terms, receiptFromRecord(request.receipt)],
+    });
+  } catch (error) {
+    // The provider challenged, or someone finalized, between our read and our call.
+    if (!(error instanceof ContractRevertError && error.errorName === "SessionNotClosing")) throw error;
+    const settlement = await findSettlement(ctx, sessionId, BigInt(record.fromBlock));
+    if (!settlement) throw error;
+    await markSettled(ctx, record, settlement);
+    return { outcome: "settled", sessionId, settlement, cooperative: false, txHash: settlement.txHash };
+  }
   const settlement = settlementFromLogs(receipt.logs as Log[], sessionId);
   if (!settlement) throw new Error(`finalize ${receipt.transactionHash} did not settle session ${sessionId}`);
   await markSettled(ctx, record, settlement);

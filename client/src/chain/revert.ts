@@ -26,15 +26,24 @@ export function decodeRevert(error: unknown): DecodedRevert | undefined {
   }
   if (reverted instanceof RawContractError) {
     const data = typeof reverted.data === "object" ? reverted.data.data : reverted.data;
-    return data && data !== "0x" ? decodeRaw(data) : undefined;
+    if (data && data !== "0x") return decodeRaw(data);
   }
-  return undefined;
+  // Some nodes (hardhat's eth_call) answer a revert as an RPC error whose `data` is the revert data.
+  const withData = error.walk((cause) => revertDataOf(cause) !== undefined);
+  const data = revertDataOf(withData);
+  return data === undefined ? undefined : decodeRaw(data);
+}
+
+function revertDataOf(error: unknown): Hex | undefined {
+  const data = (error as { data?: unknown } | null)?.data;
+  const hex = typeof data === "object" && data !== null ? (data as { data?: unknown }).data : data;
+  return typeof hex === "string" && /^0x[0-9a-fA-F]{8,}$/.test(hex) ? (hex as Hex) : undefined;
 }
 
 function decodeRaw(data: Hex): DecodedRevert {
   try {
     const decoded = decodeErrorResult({ abi: marketErrorsAbi, data });
-    return { errorName: decoded.errorName, args: decoded.args };
+    return { errorName: decoded.errorName, args: decoded.args ?? [] };
   } catch {
     return { errorName: `unknown error ${data.slice(0, 10)}`, args: [] };
   }

@@ -1,5 +1,5 @@
 /** Parsing of command arguments: amounts, prices, model ids or names, session ids. */
-import type { Hex } from "viem";
+import { type Address, type Hex, getAddress, isAddress } from "viem";
 import { InvalidArgumentError } from "../errors.js";
 import type { MarketClient } from "../market-client.js";
 
@@ -42,4 +42,17 @@ export async function resolveModel(market: MarketClient, text: string): Promise<
   throw new InvalidArgumentError("model", `no active model named ${JSON.stringify(text)}`, {
     hint: models.length ? `models: ${models.map((model) => model.name).join(", ")} (\`market models\`)` : "no model is registered yet",
   });
+}
+
+/** An address; mixed case must carry a valid EIP-55 checksum (a typo is caught, not sent). */
+export function address(text: string, argument: string): Address {
+  if (!isAddress(text, { strict: false })) {
+    throw new InvalidArgumentError(argument, `${JSON.stringify(text)} is not an address (0x and 40 hex digits)`);
+  }
+  if (!isAddress(text, { strict: true })) {
+    throw new InvalidArgumentError(argument, `${text} has a wrong checksum (its upper/lower case does not match)`, {
+      hint: "check the address for a typo; written all in lower case it is taken without a checksum",
+    });
+  }
+  return getAddress(text);
 }

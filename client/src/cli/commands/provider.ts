@@ -1,9 +1,9 @@
-import { getAddress, isAddress, type Hex } from "viem";
+import type { Hex } from "viem";
 import { bidIdOf } from "../../../../protocol/index.js";
 import { formatAmount, parseAmount } from "../../chain/amounts.js";
 import { InvalidArgumentError } from "../../errors.js";
 import type { MarketClient } from "../../market-client.js";
-import { basePrice, resolveModel } from "../arguments.js";
+import { address as parseAddress, basePrice, resolveModel } from "../arguments.js";
 import type { Command, CommandContext, OptionSpec } from "../command.js";
 import { fields, table, time } from "../output.js";
 
@@ -15,9 +15,8 @@ export const providerStatusCommand: Command = {
   wallet: "optional",
   async run({ market, output, positionals }) {
     const client = await market();
-    const address = positionals[0];
-    if (address !== undefined && !isAddress(address)) throw new InvalidArgumentError("address", `${address} is not an address`);
-    const status = await client.providerStatus(address === undefined ? undefined : getAddress(address));
+    const address = positionals[0] === undefined ? undefined : parseAddress(positionals[0], "address");
+    const status = await client.providerStatus(address);
     const amount = (value: bigint) => formatAmount(value, client.token);
     output.result(status, () =>
       [

@@ -1,8 +1,7 @@
 import { formatAmount } from "../../chain/amounts.js";
-import { InvalidArgumentError } from "../../errors.js";
+import { address as parseAddress } from "../arguments.js";
 import type { Command } from "../command.js";
 import { fields, time } from "../output.js";
-import { getAddress, isAddress } from "viem";
 
 export const balanceCommand: Command = {
   words: ["balance"],
@@ -12,9 +11,8 @@ export const balanceCommand: Command = {
   wallet: "optional",
   async run({ market, output, positionals }) {
     const client = await market();
-    const address = positionals[0];
-    if (address !== undefined && !isAddress(address)) throw new InvalidArgumentError("address", `${address} is not an address`);
-    const balance = await client.balance(address === undefined ? undefined : getAddress(address));
+    const address = positionals[0] === undefined ? undefined : parseAddress(positionals[0], "address");
+    const balance = await client.balance(address);
     const amount = (value: bigint) => formatAmount(value, client.token);
     output.result(balance, () =>
       [
