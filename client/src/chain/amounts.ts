@@ -25,7 +25,9 @@ export function parseAmount(text: string, decimals: number, argument = "amount")
   }
   const fraction = match[2] ?? "";
   if (fraction.length > decimals) {
-    throw new InvalidArgumentError(argument, `${text} has more than ${decimals} decimals`);
+    throw new InvalidArgumentError(argument, `${text} has more than ${decimals} decimals`, {
+      hint: `the token has ${decimals} decimals: give at most ${decimals} digits after the point`,
+    });
   }
   return BigInt(match[1]!) * 10n ** BigInt(decimals) + BigInt(fraction.padEnd(decimals, "0") || "0");
 }

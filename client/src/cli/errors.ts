@@ -28,14 +28,15 @@ interface ErrorReport {
   code?: string;
 }
 
-export function reportError(error: unknown, stderr: NodeJS.WriteStream, json: boolean): number {
+/** `fallbackHint`: the next step for an expected error that names none (e.g. the command's --help). */
+export function reportError(error: unknown, stderr: NodeJS.WriteStream, json: boolean, fallbackHint?: string): number {
   if (error instanceof APIError) {
     const code = typeof error.code === "string" ? error.code : `http_${String(error.status)}`;
     print(stderr, json, { error: "AgentRefusal", code, message: `the provider refused: ${error.message}`, hint: AGENT_HINTS[code] });
     return EXIT.failed;
   }
   if (error instanceof MarketError) {
-    print(stderr, json, { error: error.name, message: error.message, hint: error.hint });
+    print(stderr, json, { error: error.name, message: error.message, hint: error.hint ?? fallbackHint });
     const usage = error instanceof InvalidArgumentError || error instanceof ConfigError || error instanceof WalletKeyError;
     return usage ? EXIT.usage : EXIT.failed;
   }

@@ -110,6 +110,7 @@ function findCommand(argv: string[]): { command: Command | undefined; rest: stri
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const json = argv.includes("--json");
+  let fallbackHint = "`market --help` lists the commands and their arguments";
   try {
     const secret = argv.find((token) => SECRET_FLAG.test(token));
     if (secret !== undefined) {
@@ -127,6 +128,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         hint: "`market --help` lists the commands",
       });
     }
+    fallbackHint = `\`market ${command.words.join(" ")} --help\` shows its arguments and options`;
     let parsed;
     try {
       parsed = parseArgs({
@@ -176,7 +178,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     });
     return EXIT.ok;
   } catch (error) {
-    return reportError(error, io.stderr, json);
+    return reportError(error, io.stderr, json, fallbackHint);
   }
 }
 

@@ -14,16 +14,22 @@ const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/).transform((v) => v.toLow
 const rankingsSchema = z.object({
   providerRankings: z.array(
     z.object({
-      bidId: bytes32,
-      provider: address,
-      modelId: bytes32,
-      endpoint: z.string(),
-      pricePerSecond: uint,
-      pricePerInputToken: uint,
-      pricePerOutputToken: uint,
+      rank: z.number().int(),
       score: z.number(),
-      sessions: z.number().int().nullish(),
-      parts: z.record(z.string(), z.number().nullable()).nullish(),
+      providerAddress: address,
+      bidId: bytes32,
+      provider: z.object({ endpoint: z.string(), active: z.boolean() }).nullable(),
+      bid: z
+        .object({
+          modelId: bytes32,
+          pricePerSecond: uint,
+          pricePerInputToken: uint,
+          pricePerOutputToken: uint,
+          active: z.boolean(),
+        })
+        .nullable(),
+      parts: z.record(z.string(), z.number()),
+      metrics: z.object({ sessions: z.number().int() }),
     }),
   ),
 });
@@ -31,39 +37,63 @@ const rankingsSchema = z.object({
 export const PROVIDER_RANKINGS_QUERY = /* GraphQL */ `
   query ProviderRankings($modelId: String!, $first: Int!) {
     providerRankings(modelId: $modelId, first: $first) {
-      bidId
-      provider
-      modelId
-      endpoint
-      pricePerSecond
-      pricePerInputToken
-      pricePerOutputToken
+      rank
       score
-      sessions
-      parts
+      providerAddress
+      bidId
+      provider {
+        endpoint
+        active
+      }
+      bid {
+        modelId
+        pricePerSecond
+        pricePerInputToken
+        pricePerOutputToken
+        active
+      }
+      parts {
+        throughput
+        latency
+        consistency
+        success
+        volume
+        duration
+        consumers
+        stake
+        price
+        availability
+      }
+      metrics {
+        sessions
+      }
     }
   }
 `;
 
+/** The indexer's ranking of a model's bids, best first (inactive bids and providers left out). */
 export async function fetchProviderRankings(indexer: IndexerClient, modelId: Hex, first: number): Promise<RankedBid[]> {
   const data = await indexer.request(PROVIDER_RANKINGS_QUERY, { modelId, first }, (raw) => rankingsSchema.parse(raw));
-  return data.providerRankings.map((row) => ({
-    bidId: row.bidId,
-    provider: row.provider,
-    modelId: row.modelId,
-    endpoint: row.endpoint,
-    prices: {
-      perSecond: row.pricePerSecond,
-      perInputToken: row.pricePerInputToken,
-      perOutputToken: row.pricePerOutputToken,
-    },
-    score: row.score,
-    scoreParts: Object.fromEntries(
-      Object.entries(row.parts ?? {}).filter((entry): entry is [string, number] => entry[1] !== null),
-    ),
-    sessions: row.sessions ?? undefined,
-    source: "indexer" as const,
-  }));
+  const ranked: RankedBid[] = [];
+  for (const row of [...data.providerRankings].sort((a, b) => a.rank - b.rank)) {
+    if (!row.bid?.active || !row.provider?.active) continue;
+    ranked.push({
+      bidId: row.bidId,
+      provider: row.providerAddress,
+      modelId: row.bid.modelId,
+      endpoint: row.provider.endpoint,
+      prices: {
+        perSecond: row.bid.pricePerSecond,
+        perInputToken: row.bid.pricePerInputToken,
+        perOutputToken: row.bid.pricePerOutputToken,
+      },
+      score: row.score,
+      scoreParts: row.parts,
+      sessions: row.metrics.sessions,
+      source: "indexer",
+    });
+  }
+  return ranked;
 }
 
 const sessionSchema = z.object({
@@ -74,7 +104,7 @@ const sessionSchema = z.object({
       openedBlock: uint.nullish(),
       terms: z.object({
         user: address,
-        sessionKey: address,
+        sessionKey: address.nullable(),
         provider: address,
         modelId: bytes32,
         nonce: uint,
@@ -126,6 +156,10 @@ export async function fetchSessionTerms(
   sessionId: Hex,
 ): Promise<{ terms: SessionTerms; bidId: Hex; openedBlock: bigint | undefined } | undefined> {
   const data = await indexer.request(SESSION_QUERY, { id: sessionId }, (raw) => sessionSchema.parse(raw));
-  if (!data.session) return undefined;
-  return { terms: data.session.terms, bidId: data.session.bidId, openedBlock: data.session.openedBlock ?? undefined };
+  const session = data.session;
+  if (!session) return undefined;
+  const { sessionKey } = session.terms;
+  // An indexer of contracts older than session keys: the user signed, so its address is the key.
+  const terms: SessionTerms = { ...session.terms, sessionKey: sessionKey ?? session.terms.user };
+  return { terms, bidId: session.bidId, openedBlock: session.openedBlock ?? undefined };
 }

@@ -25,7 +25,9 @@ export function accountFromEnv(env: NodeJS.ProcessEnv = process.env): LocalAccou
   }
   if (privateKey) {
     if (!PRIVATE_KEY.test(privateKey)) {
-      throw new WalletKeyError("MARKET_PRIVATE_KEY is not a private key (expected 0x followed by 64 hex digits)");
+      throw new WalletKeyError("MARKET_PRIVATE_KEY is not a private key (expected 0x followed by 64 hex digits)", {
+        hint: WALLET_ENV_HELP,
+      });
     }
     return privateKeyToAccount(privateKey as `0x${string}`);
   }
