@@ -17,6 +17,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { usageCost } from "../../protocol/index.js";
 import { type MarketClient, createMarketClient } from "../src/index.js";
 import { type StubProvider, type TestAgent, startStubProvider, startTestAgent } from "./support/agents.js";
+import { type TestIndexer, startTestIndexer } from "./support/indexer.js";
 import { CHALLENGE_WINDOW_SECONDS, type LocalMarket, advanceTime, devKey, startTestMarket } from "./support/local-market.js";
 
 const E18 = 10n ** 18n;
@@ -27,11 +28,15 @@ let market: LocalMarket;
 let agent: TestAgent;
 let storeDir: string;
 let consumer: MarketClient;
+let indexer: TestIndexer;
 const stubs: StubProvider[] = [];
 
 before(async () => {
   market = await startTestMarket();
-  agent = await startTestAgent(market, { providerIndex: 1, operatorIndex: 2, prices: AGENT_PRICES });
+  [agent, indexer] = await Promise.all([
+    startTestAgent(market, { providerIndex: 1, operatorIndex: 2, prices: AGENT_PRICES }),
+    startTestIndexer(market),
+  ]);
   storeDir = await mkdtemp(join(tmpdir(), "client-store-"));
   consumer = await createMarketClient({
     rpcUrl: market.rpcUrl,
@@ -44,6 +49,7 @@ before(async () => {
 
 after(async () => {
   await Promise.all(stubs.map((stub) => stub.stop()));
+  await indexer?.stop();
   await agent?.stop();
   await market?.stop();
   await rm(storeDir, { recursive: true, force: true });
@@ -297,5 +303,35 @@ describe("sessions survive the process", { timeout: 300_000 }, () => {
     const settled = await second.closeSession(session.id);
     assert.equal(settled.outcome, "settled");
     await rm(freshDir, { recursive: true, force: true });
+  });
+});
+
+describe("through the indexer", { timeout: 300_000 }, () => {
+  test("ranks the model's bids with the indexer's score and its parts, and rebuilds a lost session's terms", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "client-indexed-"));
+    const key = devKey(market, 6);
+    const options = { rpcUrl: market.rpcUrl, account: privateKeyToAccount(key), addresses: market.addresses, pollingInterval: 100 };
+    const indexed = await createMarketClient({ ...options, indexerUrl: indexer.graphqlUrl, store: { dir } });
+    await indexer.caughtUp();
+    const ranked = await indexed.rankBids(agent.modelId);
+    const ours = ranked.find((bid) => bid.bidId === agent.bidId);
+    assert.ok(ours, "the agent's bid is ranked");
+    assert.equal(ours.source, "indexer");
+    assert.equal(ours.endpoint, agent.url);
+    assert.ok(ours.score !== undefined && ours.score > 0 && ours.score < 1);
+    assert.ok("price" in ours.scoreParts && "throughput" in ours.scoreParts);
+    assert.ok((ours.sessions ?? 0) > 0, "the settled sessions of the tests above count");
+
+    const lostDir = await mkdtemp(join(tmpdir(), "client-lost-"));
+    const first = await createMarketClient({ ...options, store: { dir: lostDir } });
+    const { session } = await first.openSession({ bidId: agent.bidId, deposit: E18, maxDuration: 600 });
+    await rm(lostDir, { recursive: true, force: true });
+    await indexer.caughtUp();
+    const rebuilt = await indexed.rebuildSession(session.id);
+    assert.deepEqual(rebuilt.terms, session.terms);
+    assert.equal(rebuilt.endpoint, agent.url);
+    const closing = await indexed.closeSession(session.id);
+    assert.equal(closing.outcome, "closing");
+    await rm(dir, { recursive: true, force: true });
   });
 });
