@@ -56,11 +56,14 @@ export class MarketNotDeployedError extends MarketError {
     readonly address: Address,
     readonly deploymentPath: string,
   ) {
-    super(`no ${contract} contract at ${address} on chain ${chainId} (${rpcUrl}); the addresses come from ${deploymentPath}`, {
-      hint:
-        "point --rpc-url (MARKET_RPC_URL) at the chain this deployment belongs to, or --deployment (MARKET_DEPLOYMENT) " +
-        "at this chain's deployed_addresses.json; a restarted hardhat node is a new chain: deploy again (npm start)",
-    });
+    super(
+      `no ${contract} contract at ${address} on chain ${chainId} (${rpcUrl}); the addresses come from ${deploymentPath}`,
+      {
+        hint:
+          "point --rpc-url (MARKET_RPC_URL) at the chain this deployment belongs to, or --deployment (MARKET_DEPLOYMENT) " +
+          "at this chain's deployed_addresses.json; a restarted hardhat node is a new chain: deploy again (npm start)",
+      },
+    );
   }
 }
 
@@ -172,9 +175,12 @@ export class ChallengeWindowOpenError extends MarketError {
     readonly challengeEndsAt: number,
     readonly secondsLeft: number,
   ) {
-    super(`session ${sessionId} is closing; its challenge window ends at ${new Date(challengeEndsAt * 1000).toISOString()}`, {
-      hint: `run \`market close ${sessionId}\` again in ${secondsLeft} s to finalize it and receive the refund`,
-    });
+    super(
+      `session ${sessionId} is closing; its challenge window ends at ${new Date(challengeEndsAt * 1000).toISOString()}`,
+      {
+        hint: `run \`market close ${sessionId}\` again in ${secondsLeft} s to finalize it and receive the refund`,
+      },
+    );
   }
 }
 

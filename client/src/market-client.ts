@@ -90,7 +90,10 @@ export async function createMarketClient(options: MarketClientOptions) {
         secret: async () =>
           storeOptions.password !== undefined
             ? { kind: "password", password: storeOptions.password }
-            : { kind: "wallet-signature", signature: await account.signMessage({ message: storeUnlockMessage(account.address) }) },
+            : {
+                kind: "wallet-signature",
+                signature: await account.signMessage({ message: storeUnlockMessage(account.address) }),
+              },
       })
     : undefined;
   const ctx: MarketContext = {

@@ -22,6 +22,8 @@ let market: LocalMarket;
 let agent: TestAgent;
 let storeDir: string;
 let baseEnv: NodeJS.ProcessEnv;
+/** What `after` stops, in reverse order of start (a failed `before` leaves some out). */
+const cleanups: (() => Promise<unknown>)[] = [];
 
 interface Run {
   code: number;
@@ -59,8 +61,11 @@ function assertExpectedError(result: Run, code: number, message: RegExp) {
 
 before(async () => {
   market = await startTestMarket();
+  cleanups.push(() => market.stop());
   agent = await startTestAgent(market, { providerIndex: 1, operatorIndex: 2, prices: PRICES });
+  cleanups.push(() => agent.stop());
   storeDir = await mkdtemp(join(tmpdir(), "client-cli-"));
+  cleanups.push(() => rm(storeDir, { recursive: true, force: true }));
   baseEnv = {
     PATH: process.env.PATH,
     HOME: storeDir,
@@ -72,16 +77,26 @@ before(async () => {
 });
 
 after(async () => {
-  await agent?.stop();
-  await market?.stop();
-  await rm(storeDir, { recursive: true, force: true });
+  for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-describe("market (consumer)", { timeout: 600_000 }, () => {
-  test("--help lists the commands, through the launcher and through tsx", async () => {
+void describe("market (consumer)", { timeout: 600_000 }, () => {
+  void test("--help lists the commands, through the launcher and through tsx", async () => {
     const launcher = await run(["--help"]);
     assert.equal(launcher.code, 0);
-    for (const command of ["models", "rank <model>", "chat <model> <prompt>", "sessions", "close <session id>", "claim", "balance", "provider status", "bid post", "stake <amount>", "unstake"]) {
+    for (const command of [
+      "models",
+      "rank <model>",
+      "chat <model> <prompt>",
+      "sessions",
+      "close <session id>",
+      "claim",
+      "balance",
+      "provider status",
+      "bid post",
+      "stake <amount>",
+      "unstake",
+    ]) {
       assert.ok(launcher.stdout.includes(command), `help lacks ${command}`);
     }
     const viaTsx = await run(["--help"], {}, ["--import", "tsx", CLI_SOURCE]);
@@ -89,20 +104,25 @@ describe("market (consumer)", { timeout: 600_000 }, () => {
     assert.equal(viaTsx.stdout, launcher.stdout);
   });
 
-  test("models and rank, as JSON and as text", async () => {
+  void test("models and rank, as JSON and as text", async () => {
     const models = await json<{ name: string; modelId: string }[]>(["models"]);
-    assert.deepEqual(models.map((model) => [model.name, model.modelId]), [["tiny", agent.modelId]]);
+    assert.deepEqual(
+      models.map((model) => [model.name, model.modelId]),
+      [["tiny", agent.modelId]],
+    );
     const text = await run(["models"]);
     assert.match(text.stdout, /^name\s+id\s+royalty\s+active\s+tags\ntiny\s+0x[0-9a-f]{64}\s+5%\s+yes\s+test\n$/);
     const ranked = await json<{ modelId: string; bids: { bidId: string; endpoint: string }[] }>(["rank", "tiny"]);
-    assert.equal(ranked.bids[0]?.bidId, agent.bidId);
-    assert.equal(ranked.bids[0]?.endpoint, agent.url);
+    const [best] = ranked.bids;
+    assert.ok(best);
+    assert.equal(best.bidId, agent.bidId);
+    assert.equal(best.endpoint, agent.url);
     const rankText = await run(["rank", agent.modelId]);
     assert.match(rankText.stdout, /per hour/);
     assert.match(rankText.stdout, /0\.0036 INFER/);
   });
 
-  test("chat streams an answer, reuses the open session, and close settles it", async () => {
+  void test("chat streams an answer, reuses the open session, and close settles it", async () => {
     const first = await run(["chat", "tiny", "Hello there", "--max-tokens", "16"]);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /opened session 0x[0-9a-f]{64} with 1 INFER/);
@@ -117,16 +137,22 @@ describe("market (consumer)", { timeout: 600_000 }, () => {
     assert.equal(second.reused, true);
     assert.equal(second.receipt.seq, "2");
     const sessions = await json<{ sessionId: string; phase: string }[]>(["sessions"]);
-    assert.deepEqual(sessions.map((session) => [session.sessionId, session.phase]), [[second.sessionId, "open"]]);
+    assert.deepEqual(
+      sessions.map((session) => [session.sessionId, session.phase]),
+      [[second.sessionId, "open"]],
+    );
     const sessionsText = await run(["sessions"]);
     assert.match(sessionsText.stdout, new RegExp(`${second.sessionId}\\s+open\\s+1 INFER`));
-    const closed = await json<{ outcome: string; cooperative: boolean; settlement: { refund: string } }>(["close", second.sessionId]);
+    const closed = await json<{ outcome: string; cooperative: boolean; settlement: { refund: string } }>([
+      "close",
+      second.sessionId,
+    ]);
     assert.equal(closed.outcome, "settled");
     assert.equal(closed.cooperative, true);
     assert.ok(BigInt(closed.settlement.refund) > 0n);
   });
 
-  test("balance and claim: JSON amounts, and nothing to claim says so", async () => {
+  void test("balance and claim: JSON amounts, and nothing to claim says so", async () => {
     const balance = await json<{ account: string; wallet: string; claimable: string }>(["balance"]);
     assert.equal(balance.account, privateKeyToAccount(devKey(market, 9)).address);
     assert.ok(BigInt(balance.wallet) > 0n);
@@ -135,41 +161,77 @@ describe("market (consumer)", { timeout: 600_000 }, () => {
     assertExpectedError(await run(["claim"]), 1, /error: 0x[0-9a-fA-F]{40} has nothing to claim in escrow/);
   });
 
-  test("expected errors: insufficient balance, wrong network, bad settings, bad checksum, keys in flags", async () => {
-    // Account 15 has gas but no market tokens.
-    assertExpectedError(
-      await run(["chat", "tiny", "hi", "--deposit", "5"], { MARKET_PRIVATE_KEY: devKey(market, 15) }),
-      1,
-      /holds 0 INFER; the deposit needs 5 INFER/,
-    );
+  void test("expected errors: insufficient balance, wrong network, bad settings, bad checksum, keys in flags", async () => {
     const wrongDeployment = join(storeDir, "other-chain.json");
-    await writeFile(wrongDeployment, JSON.stringify({ ...Object.fromEntries(Object.entries(market.addresses).map(([name, address]) => [`LocalMarket#${name === "token" ? "MarketToken" : name[0]!.toUpperCase() + name.slice(1)}`, address])), "LocalMarket#Staking": "0x000000000000000000000000000000000000dEaD" }));
-    assertExpectedError(await run(["balance"], { MARKET_DEPLOYMENT: wrongDeployment }), 1, /no staking contract at 0x000000000000000000000000000000000000dEaD on chain 31337/);
-    assertExpectedError(await run(["balance"], { MARKET_RPC_URL: "http://127.0.0.1:1" }), 1, /cannot reach the chain at http:\/\/127\.0\.0\.1:1/);
-    assertExpectedError(await run(["balance"], { MARKET_RPC_URL: "localhost:8545" }), 2, /MARKET_RPC_URL: "localhost:8545": expected an http\(s\):\/\/ or ws\(s\):\/\/ URL/);
-    assertExpectedError(await run(["balance", "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266"]), 2, /wrong checksum/);
-    for (const flag of ["--private-key", "--key=0x01", "--mnemonic", "--password"]) {
-      assertExpectedError(await run(["balance", flag, "0x01"]), 2, /never taken from flags/);
-    }
-    assertExpectedError(await run(["chat", "tiny", "hi"], { MARKET_PRIVATE_KEY: "" }), 2, /no wallet key configured/);
-    assertExpectedError(await run(["chat", "tiny", "hi"], { MARKET_PRIVATE_KEY: "0x1234" }), 2, /MARKET_PRIVATE_KEY is not a private key/);
-    assertExpectedError(await run(["frobnicate"]), 2, /unknown command "frobnicate"/);
-    assertExpectedError(await run(["rank"]), 2, /expected <model>/);
-    assertExpectedError(await run(["chat", "tiny", "hi", "--max-duration", "forever"]), 2, /--max-duration: "forever" is not a duration/);
+    const futureIds: Record<string, string> = { token: "MarketToken" };
+    const futures = Object.entries(market.addresses).map(([name, address]) => [
+      `LocalMarket#${futureIds[name] ?? name[0]!.toUpperCase() + name.slice(1)}`,
+      name === "staking" ? "0x000000000000000000000000000000000000dEaD" : address,
+    ]);
+    await writeFile(wrongDeployment, JSON.stringify(Object.fromEntries(futures)));
+    // Independent child processes: run side by side.
+    const cases: [string[], NodeJS.ProcessEnv, number, RegExp][] = [
+      // Account 15 has gas but no market tokens.
+      [
+        ["chat", "tiny", "hi", "--deposit", "5"],
+        { MARKET_PRIVATE_KEY: devKey(market, 15) },
+        1,
+        /holds 0 INFER; the deposit needs 5 INFER/,
+      ],
+      [
+        ["balance"],
+        { MARKET_DEPLOYMENT: wrongDeployment },
+        1,
+        /no staking contract at 0x000000000000000000000000000000000000dEaD on chain 31337/,
+      ],
+      [["balance"], { MARKET_RPC_URL: "http://127.0.0.1:1" }, 1, /cannot reach the chain at http:\/\/127\.0\.0\.1:1/],
+      [
+        ["balance"],
+        { MARKET_RPC_URL: "localhost:8545" },
+        2,
+        /MARKET_RPC_URL: "localhost:8545": expected an http\(s\):\/\/ or ws\(s\):\/\/ URL/,
+      ],
+      [["balance", "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266"], {}, 2, /wrong checksum/],
+      ...["--private-key", "--key=0x01", "--mnemonic", "--password"].map(
+        (flag): [string[], NodeJS.ProcessEnv, number, RegExp] => [
+          ["balance", flag, "0x01"],
+          {},
+          2,
+          /never taken from flags/,
+        ],
+      ),
+      [["chat", "tiny", "hi"], { MARKET_PRIVATE_KEY: "" }, 2, /no wallet key configured/],
+      [["chat", "tiny", "hi"], { MARKET_PRIVATE_KEY: "0x1234" }, 2, /MARKET_PRIVATE_KEY is not a private key/],
+      [["frobnicate"], {}, 2, /unknown command "frobnicate"/],
+      [["rank"], {}, 2, /expected <model>/],
+      [["chat", "tiny", "hi", "--max-duration", "forever"], {}, 2, /--max-duration: "forever" is not a duration/],
+    ];
+    const results = await Promise.all(cases.map(([args, env]) => run(args, env)));
+    results.forEach((result, index) => {
+      const [, , code, message] = cases[index]!;
+      assertExpectedError(result, code, message);
+    });
   });
 });
 
-describe("market (provider)", { timeout: 600_000 }, () => {
+void describe("market (provider)", { timeout: 600_000 }, () => {
   const provider = () => ({ MARKET_PRIVATE_KEY: devKey(market, 1) });
 
-  test("provider status shows stake, the bid, open sessions and claimable earnings", async () => {
-    const status = await json<{ registered: boolean; staked: string; minimumStake: string; bids: { bidId: string }[]; openSessions: string; claimable: string }>(
-      ["provider", "status"],
-      provider(),
-    );
+  void test("provider status shows stake, the bid, open sessions and claimable earnings", async () => {
+    const status = await json<{
+      registered: boolean;
+      staked: string;
+      minimumStake: string;
+      bids: { bidId: string }[];
+      openSessions: string;
+      claimable: string;
+    }>(["provider", "status"], provider());
     assert.equal(status.registered, true);
     assert.ok(BigInt(status.staked) >= BigInt(status.minimumStake));
-    assert.deepEqual(status.bids.map((bid) => bid.bidId), [agent.bidId]);
+    assert.deepEqual(
+      status.bids.map((bid) => bid.bidId),
+      [agent.bidId],
+    );
     assert.equal(status.openSessions, "0");
     assert.ok(BigInt(status.claimable) > 0n, "the chat test's session paid the provider");
     const text = await run(["provider", "status", agent.provider.toLowerCase()]);
@@ -178,13 +240,16 @@ describe("market (provider)", { timeout: 600_000 }, () => {
     assert.equal(claimed.amount, status.claimable);
   });
 
-  test("bid update, delete and post; a price out of range names the range", async () => {
+  void test("bid update, delete and post; a price out of range names the range", async () => {
     assertExpectedError(
       await run(["bid", "update", "tiny", "--price-per-second", (1n << 80n).toString()], provider()),
       2,
       /a price is from 0 to 1208925819614629174706175 base units/,
     );
-    const updated = await json<{ bidId: string }>(["bid", "update", "tiny", "--price-per-second", "2000000000000"], provider());
+    const updated = await json<{ bidId: string }>(
+      ["bid", "update", "tiny", "--price-per-second", "2000000000000"],
+      provider(),
+    );
     assert.equal(updated.bidId, agent.bidId);
     await json(["bid", "delete", agent.bidId], provider());
     const posted = await json<{ bidId: string; fee: string }>(
@@ -196,7 +261,7 @@ describe("market (provider)", { timeout: 600_000 }, () => {
     assertExpectedError(await run(["bid", "post", "tiny"], provider()), 1, /BidAlreadyActive/);
   });
 
-  test("stake, unstake and the unbonding bound", async () => {
+  void test("stake, unstake and the unbonding bound", async () => {
     const staked = await json<{ amount: string }>(["stake", "2.5"], provider());
     assert.equal(staked.amount, (25n * 10n ** 17n).toString());
     const unstaking = await json<{ unlockAt: number }>(["unstake", "1"], provider());

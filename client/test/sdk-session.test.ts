@@ -18,7 +18,13 @@ import { usageCost } from "../../protocol/index.js";
 import { type MarketClient, createMarketClient } from "../src/index.js";
 import { type StubProvider, type TestAgent, startStubProvider, startTestAgent } from "./support/agents.js";
 import { type TestIndexer, startTestIndexer } from "./support/indexer.js";
-import { CHALLENGE_WINDOW_SECONDS, type LocalMarket, advanceTime, devKey, startTestMarket } from "./support/local-market.js";
+import {
+  CHALLENGE_WINDOW_SECONDS,
+  type LocalMarket,
+  advanceTime,
+  devKey,
+  startTestMarket,
+} from "./support/local-market.js";
 
 const E18 = 10n ** 18n;
 const AGENT_PRICES = { perSecond: 10n ** 12n, perInputToken: 10n ** 9n, perOutputToken: 4n * 10n ** 9n };
@@ -29,15 +35,23 @@ let agent: TestAgent;
 let storeDir: string;
 let consumer: MarketClient;
 let indexer: TestIndexer;
+/** What `after` stops, in reverse order of start (a failed `before` leaves some out). */
+const cleanups: (() => Promise<unknown>)[] = [];
 const stubs: StubProvider[] = [];
 
 before(async () => {
   market = await startTestMarket();
+  cleanups.push(() => market.stop());
   [agent, indexer] = await Promise.all([
     startTestAgent(market, { providerIndex: 1, operatorIndex: 2, prices: AGENT_PRICES }),
     startTestIndexer(market),
   ]);
+  cleanups.push(
+    () => agent.stop(),
+    () => indexer.stop(),
+  );
   storeDir = await mkdtemp(join(tmpdir(), "client-store-"));
+  cleanups.push(() => rm(storeDir, { recursive: true, force: true }));
   consumer = await createMarketClient({
     rpcUrl: market.rpcUrl,
     account: privateKeyToAccount(devKey(market, CONSUMER)),
@@ -49,21 +63,18 @@ before(async () => {
 
 after(async () => {
   await Promise.all(stubs.map((stub) => stub.stop()));
-  await indexer?.stop();
-  await agent?.stop();
-  await market?.stop();
-  await rm(storeDir, { recursive: true, force: true });
+  for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-describe("open, chat, close", { timeout: 300_000 }, () => {
-  test("opens on a bid, chats without streaming, posts a receipt within the usage, and closes cooperatively", async () => {
+void describe("open, chat, close", { timeout: 300_000 }, () => {
+  void test("opens on a bid, chats without streaming, posts a receipt within the usage, and closes cooperatively", async () => {
     const { session } = await consumer.openSession({ bidId: agent.bidId, deposit: 10n * E18, maxDuration: 3600 });
     assert.equal(session.provider, agent.provider);
     const openai = consumer.chat(session, { timeout: 60_000 });
     const completion = await openai.chat.completions.create({
       model: agent.modelId,
       messages: [{ role: "user", content: "Say hello" }],
-      max_tokens: 12,
+      max_completion_tokens: 12,
     });
     assert.ok(completion.usage);
     await consumer.flushReceipts(session);
@@ -78,13 +89,19 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
     const before = await consumer.balance();
     const closed = await consumer.closeSession(session);
     assert.equal(closed.outcome, "settled");
-    assert.ok(closed.outcome === "settled" && closed.cooperative);
+    assert.ok(closed.cooperative);
     const after = await consumer.balance();
     assert.equal(after.wallet - before.wallet, BigInt(closed.settlement.refund));
-    assert.ok(BigInt(closed.settlement.cost) >= usageCost(session.terms, { inputTokens: BigInt(latest.receipt.inputTokens), outputTokens: BigInt(latest.receipt.outputTokens) }));
+    assert.ok(
+      BigInt(closed.settlement.cost) >=
+        usageCost(session.terms, {
+          inputTokens: BigInt(latest.receipt.inputTokens),
+          outputTokens: BigInt(latest.receipt.outputTokens),
+        }),
+    );
   });
 
-  test("streams through the openai package: the caller's stream is untouched and the receipt counts its usage", async () => {
+  void test("streams through the openai package: the caller's stream is untouched and the receipt counts its usage", async () => {
     // A deposit that pays for 1,000 of the 3,600 seconds: the top-up below extends the session.
     const { session } = await consumer.openSession({ bidId: agent.bidId, deposit: 10n ** 15n, maxDuration: 3600 });
     assert.equal(session.endsAt, session.terms.openedAt + 1000);
@@ -92,7 +109,7 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
     const stream = await openai.chat.completions.create({
       model: agent.modelId,
       messages: [{ role: "user", content: "Count to five" }],
-      max_tokens: 24,
+      max_completion_tokens: 24,
       stream: true,
     });
     let text = "";
@@ -123,7 +140,7 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
     const second = await openai.chat.completions.create({
       model: agent.modelId,
       messages: [{ role: "user", content: "Again" }],
-      max_tokens: 8,
+      max_completion_tokens: 8,
       stream: true,
       stream_options: { include_usage: true },
     });
@@ -146,10 +163,14 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
     assert.equal(closed.outcome, "settled");
   });
 
-  test("a close without the agent opens the challenge window; after it, the close finalizes and refunds", async () => {
+  void test("a close without the agent opens the challenge window; after it, the close finalizes and refunds", async () => {
     const { session } = await consumer.openSession({ bidId: agent.bidId, deposit: 3n * E18, maxDuration: 3600 });
     const openai = consumer.chat(session, { timeout: 60_000 });
-    await openai.chat.completions.create({ model: agent.modelId, messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
+    await openai.chat.completions.create({
+      model: agent.modelId,
+      messages: [{ role: "user", content: "Hi" }],
+      max_completion_tokens: 4,
+    });
     await consumer.flushReceipts(session);
     const closing = await consumer.closeSession(session, { cooperative: false });
     assert.equal(closing.outcome, "closing");
@@ -158,7 +179,7 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
     await advanceTime(market, CHALLENGE_WINDOW_SECONDS + 1);
     const settled = await consumer.closeSession(session);
     assert.equal(settled.outcome, "settled");
-    assert.ok(settled.outcome === "settled" && !settled.cooperative);
+    assert.ok(!settled.cooperative);
     const after = await consumer.balance();
     assert.equal(after.wallet - before.wallet, BigInt(settled.settlement.refund));
     assert.ok(BigInt(settled.settlement.refund) > 0n);
@@ -166,7 +187,7 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
     assert.equal(record?.phase, "settled");
   });
 
-  test("claim: nothing for the consumer; the provider's earnings for the provider", async () => {
+  void test("claim: nothing for the consumer; the provider's earnings for the provider", async () => {
     await assert.rejects(consumer.claim(), { name: "NothingToClaimError" });
     const provider = await createMarketClient({
       rpcUrl: market.rpcUrl,
@@ -182,7 +203,7 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
     assert.equal(claimed.amount, status.claimable);
   });
 
-  test("the session key is encrypted at rest: its file holds no key in clear", async () => {
+  void test("the session key is encrypted at rest: its file holds no key in clear", async () => {
     const records = await consumer.sessions({ sync: false });
     assert.ok(records.length > 0);
     const store = consumer.context.store!;
@@ -197,14 +218,16 @@ describe("open, chat, close", { timeout: 300_000 }, () => {
   });
 });
 
-describe("failover", { timeout: 300_000 }, () => {
-  test("skips a wrong signer, a wrong user, a raised price and a dead provider for the next ranked bid", async () => {
+void describe("failover", { timeout: 300_000 }, () => {
+  void test("skips a wrong signer, a wrong user, a raised price and a dead provider for the next ranked bid", async () => {
     const cheap = { perSecond: 10n ** 11n, perInputToken: 10n ** 8n, perOutputToken: 10n ** 8n };
     const behaviours = ["wrong-signer", "wrong-user", "raised-price", "down"] as const;
     for (const [index, behaviour] of behaviours.entries()) {
       // Each stand-in a little cheaper than the agent, so the ranking tries them first, in this order.
       const prices = { ...cheap, perSecond: cheap.perSecond + BigInt(index) };
-      stubs.push(await startStubProvider(market, { providerIndex: 3 + index, modelId: agent.modelId, prices, behaviour }));
+      stubs.push(
+        await startStubProvider(market, { providerIndex: 3 + index, modelId: agent.modelId, prices, behaviour }),
+      );
     }
     const ranked = await consumer.rankBids(agent.modelId);
     assert.deepEqual(
@@ -225,22 +248,26 @@ describe("failover", { timeout: 300_000 }, () => {
   });
 });
 
-describe("sessions survive the process", { timeout: 300_000 }, () => {
-  test("a consumer killed mid-session closes it cooperatively after a restart", async () => {
+void describe("sessions survive the process", { timeout: 300_000 }, () => {
+  void test("a consumer killed mid-session closes it cooperatively after a restart", async () => {
     const dir = await mkdtemp(join(tmpdir(), "client-restart-"));
     const key = devKey(market, 7);
-    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./support/consumer-child.ts", import.meta.url))], {
-      env: {
-        ...process.env,
-        CHILD_RPC_URL: market.rpcUrl,
-        CHILD_KEY: key,
-        CHILD_ADDRESSES: JSON.stringify(market.addresses),
-        CHILD_STORE_DIR: dir,
-        CHILD_BID_ID: agent.bidId,
-        CHILD_MODEL_ID: agent.modelId,
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", fileURLToPath(new URL("./support/consumer-child.ts", import.meta.url))],
+      {
+        env: {
+          ...process.env,
+          CHILD_RPC_URL: market.rpcUrl,
+          CHILD_KEY: key,
+          CHILD_ADDRESSES: JSON.stringify(market.addresses),
+          CHILD_STORE_DIR: dir,
+          CHILD_BID_ID: agent.bidId,
+          CHILD_MODEL_ID: agent.modelId,
+        },
+        stdio: ["ignore", "pipe", "inherit"],
       },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    );
     const exited = once(child, "exit");
     const [line] = (await Promise.race([
       once(createInterface({ input: child.stdout }), "line"),
@@ -260,17 +287,18 @@ describe("sessions survive the process", { timeout: 300_000 }, () => {
       pollingInterval: 100,
     });
     const [record] = await restarted.sessions();
-    assert.equal(record?.sessionId, sessionId);
-    assert.equal(record?.phase, "open");
-    assert.equal(record?.receipts.latest?.receipt.seq, "1");
+    assert.ok(record);
+    assert.equal(record.sessionId, sessionId);
+    assert.equal(record.phase, "open");
+    assert.equal(record.receipts.latest?.receipt.seq, "1");
     const closed = await restarted.closeSession(sessionId);
     assert.equal(closed.outcome, "settled");
-    assert.ok(closed.outcome === "settled" && closed.cooperative);
+    assert.ok(closed.cooperative);
     assert.equal(BigInt(closed.settlement.cost) > 0n, true);
     await rm(dir, { recursive: true, force: true });
   });
 
-  test("with the store deleted, the session is rebuilt from the chain and closed on time", async () => {
+  void test("with the store deleted, the session is rebuilt from the chain and closed on time", async () => {
     const lostDir = await mkdtemp(join(tmpdir(), "client-lost-"));
     const key = devKey(market, 8);
     const first = await createMarketClient({
@@ -281,7 +309,11 @@ describe("sessions survive the process", { timeout: 300_000 }, () => {
       pollingInterval: 100,
     });
     const { session } = await first.openSession({ bidId: agent.bidId, deposit: E18, maxDuration: 3600 });
-    await first.chat(session).chat.completions.create({ model: agent.modelId, messages: [{ role: "user", content: "x" }], max_tokens: 4 });
+    await first.chat(session).chat.completions.create({
+      model: agent.modelId,
+      messages: [{ role: "user", content: "x" }],
+      max_completion_tokens: 4,
+    });
     await first.flushReceipts(session);
     await rm(lostDir, { recursive: true, force: true });
 
@@ -306,11 +338,16 @@ describe("sessions survive the process", { timeout: 300_000 }, () => {
   });
 });
 
-describe("through the indexer", { timeout: 300_000 }, () => {
-  test("ranks the model's bids with the indexer's score and its parts, and rebuilds a lost session's terms", async () => {
+void describe("through the indexer", { timeout: 300_000 }, () => {
+  void test("ranks the model's bids with the indexer's score and its parts, and rebuilds a lost session's terms", async () => {
     const dir = await mkdtemp(join(tmpdir(), "client-indexed-"));
     const key = devKey(market, 6);
-    const options = { rpcUrl: market.rpcUrl, account: privateKeyToAccount(key), addresses: market.addresses, pollingInterval: 100 };
+    const options = {
+      rpcUrl: market.rpcUrl,
+      account: privateKeyToAccount(key),
+      addresses: market.addresses,
+      pollingInterval: 100,
+    };
     const indexed = await createMarketClient({ ...options, indexerUrl: indexer.graphqlUrl, store: { dir } });
     await indexer.caughtUp();
     const ranked = await indexed.rankBids(agent.modelId);

@@ -6,7 +6,7 @@
  * A session already closing is finalized when its window has passed; one settled by the provider
  * is recorded as such.
  */
-import { type Hex, type Log, isAddressEqual, parseEventLogs, zeroAddress } from "viem";
+import { type Hex, isAddressEqual, parseEventLogs, zeroAddress } from "viem";
 import { signedReceiptFromJson } from "../../../protocol/agent-api.js";
 import { emptyReceipt, providerRegistryAbi, recoverSessionSigner, sessionRouterAbi } from "../../../protocol/index.js";
 import { getAgentSessionStatus, requestCountersignature } from "../agent/agent-client.js";
@@ -30,12 +30,7 @@ import {
   readSessionState,
   settlementFromLogs,
 } from "../session/session-events.js";
-import {
-  type SessionRecord,
-  receiptFromRecord,
-  receiptToRecord,
-  termsFromJson,
-} from "../store/session-record.js";
+import { type SessionRecord, receiptFromRecord, receiptToRecord, termsFromJson } from "../store/session-record.js";
 import { requireStore } from "./openSession.js";
 
 export type CloseResult =
@@ -71,14 +66,28 @@ function openTerms(record: SessionRecord) {
 
 async function markSettled(ctx: MarketContext, record: SessionRecord, settlement: SettlementRecord) {
   dropLiveSession(ctx, record.sessionId!);
-  return requireStore(ctx).update(record.sessionKey.address, (current) => ({ ...current, phase: "settled", settlement }));
+  return requireStore(ctx).update(record.sessionKey.address, (current) => ({
+    ...current,
+    phase: "settled",
+    settlement,
+  }));
 }
 
-export async function closeSession(ctx: MarketContext, ref: SessionRef, options: CloseOptions = {}): Promise<CloseResult> {
+export async function closeSession(
+  ctx: MarketContext,
+  ref: SessionRef,
+  options: CloseOptions = {},
+): Promise<CloseResult> {
   const record = await findSessionRecord(ctx, ref);
   const { sessionId, terms } = openTerms(record);
   if (record.phase === "settled" && record.settlement) {
-    return { outcome: "settled", sessionId, settlement: record.settlement, cooperative: false, txHash: record.settlement.txHash };
+    return {
+      outcome: "settled",
+      sessionId,
+      settlement: record.settlement,
+      cooperative: false,
+      txHash: record.settlement.txHash,
+    };
   }
   const state = await readSessionState(ctx, sessionId);
   if (state.status === SESSION_STATUS.none) {
@@ -99,8 +108,9 @@ export async function closeSession(ctx: MarketContext, ref: SessionRef, options:
       try {
         let countersigned;
         try {
-          countersigned = await ctx.progress.step(`asking ${record.endpoint} to countersign the final receipt`, async () =>
-            requestCountersignature(live.agent, await live.authToken(), signed!),
+          countersigned = await ctx.progress.step(
+            `asking ${record.endpoint} to countersign the final receipt`,
+            async () => requestCountersignature(live.agent, await live.authToken(), signed!),
           );
         } catch (error) {
           // The agent holds a receipt that charges more (ours was lost): its best one is ours too.
@@ -109,26 +119,47 @@ export async function closeSession(ctx: MarketContext, ref: SessionRef, options:
           if (!status.bestReceipt) throw error;
           const best = signedReceiptFromJson(status.bestReceipt, "bestReceipt");
           const signer = await recoverSessionSigner(ctx.domain, "UsageReceipt", best.receipt, best.signature);
-          if (!isAddressEqual(signer, terms.sessionKey) || best.receipt.sessionId.toLowerCase() !== sessionId.toLowerCase()) {
+          if (
+            !isAddressEqual(signer, terms.sessionKey) ||
+            best.receipt.sessionId.toLowerCase() !== sessionId.toLowerCase()
+          ) {
             throw error;
           }
           signed = best;
           countersigned = await requestCountersignature(live.agent, await live.authToken(), signed);
         }
-        const signer = await recoverSessionSigner(ctx.domain, "UsageReceipt", signed.receipt, countersigned.providerSignature);
+        const signer = await recoverSessionSigner(
+          ctx.domain,
+          "UsageReceipt",
+          signed.receipt,
+          countersigned.providerSignature,
+        );
         const operator = await ctx.publicClient.readContract({
           address: ctx.addresses.providerRegistry,
           abi: providerRegistryAbi,
           functionName: "operatorOf",
           args: [terms.provider],
         });
-        if (!isAddressEqual(signer, terms.provider) && (isAddressEqual(operator, zeroAddress) || !isAddressEqual(signer, operator))) {
-          throw new AgentRequestError(record.endpoint, "POST close", 200, "bad_countersignature", `signed by ${signer}`);
+        if (
+          !isAddressEqual(signer, terms.provider) &&
+          (isAddressEqual(operator, zeroAddress) || !isAddressEqual(signer, operator))
+        ) {
+          throw new AgentRequestError(
+            record.endpoint,
+            "POST close",
+            200,
+            "bad_countersignature",
+            `signed by ${signer}`,
+          );
         }
         const final = signed;
         await store.update(record.sessionKey.address, (current) => ({
           ...current,
-          close: { receipt: receiptToRecord(final.receipt), userSignature: final.signature, providerSignature: countersigned.providerSignature },
+          close: {
+            receipt: receiptToRecord(final.receipt),
+            userSignature: final.signature,
+            providerSignature: countersigned.providerSignature,
+          },
         }));
         const receipt = await sendContractCall(ctx, ctx.progress, `closing session ${sessionId}`, {
           address: ctx.addresses.sessionRouter,
@@ -136,7 +167,7 @@ export async function closeSession(ctx: MarketContext, ref: SessionRef, options:
           functionName: "closeSession",
           args: [terms, final.receipt, final.signature, countersigned.providerSignature],
         });
-        const settlement = settlementFromLogs(receipt.logs as Log[], sessionId);
+        const settlement = settlementFromLogs(receipt.logs, sessionId);
         if (!settlement) throw new Error(`close ${receipt.transactionHash} did not settle session ${sessionId}`);
         await markSettled(ctx, record, settlement);
         return { outcome: "settled", sessionId, settlement, cooperative: true, txHash: receipt.transactionHash };
@@ -156,7 +187,10 @@ export async function closeSession(ctx: MarketContext, ref: SessionRef, options:
 /** The user's close without a countersignature: opens the challenge window. */
 async function closeAlone(ctx: MarketContext, record: SessionRecord, reason: string): Promise<CloseResult> {
   const { sessionId, terms } = openTerms(record);
-  let signed: { receipt: ReturnType<typeof emptyReceipt>; signature: Hex } = { receipt: emptyReceipt(sessionId), signature: "0x" };
+  let signed: { receipt: ReturnType<typeof emptyReceipt>; signature: Hex } = {
+    receipt: emptyReceipt(sessionId),
+    signature: "0x",
+  };
   if (record.sessionKey.sealed !== undefined) {
     const latest = (await liveSession(ctx, sessionId).catch(() => undefined))?.latestReceipt();
     if (latest) signed = latest;
@@ -207,7 +241,9 @@ export async function finalizeSession(ctx: MarketContext, ref: SessionRef): Prom
     return { outcome: "settled", sessionId, settlement, cooperative: false, txHash: settlement.txHash };
   }
   if (state.status !== SESSION_STATUS.closing) {
-    throw new SessionStateError(`session ${sessionId} is open, not closing`, { hint: `close it first: market close ${sessionId}` });
+    throw new SessionStateError(`session ${sessionId} is open, not closing`, {
+      hint: `close it first: market close ${sessionId}`,
+    });
   }
   const request = await findCloseRequest(ctx, sessionId, BigInt(record.fromBlock));
   if (!request) throw new Error(`session ${sessionId} is closing but has no SessionCloseRequested log`);
@@ -216,9 +252,17 @@ export async function finalizeSession(ctx: MarketContext, ref: SessionRef): Prom
     await requireStore(ctx).update(record.sessionKey.address, (current) => ({
       ...current,
       phase: "closing",
-      close: { ...(current.close ?? { receipt: request.receipt, userSignature: "0x" }), closedAt: request.closedAt, challengeEndsAt: request.challengeEndsAt },
+      close: {
+        ...(current.close ?? { receipt: request.receipt, userSignature: "0x" }),
+        closedAt: request.closedAt,
+        challengeEndsAt: request.challengeEndsAt,
+      },
     }));
-    throw new ChallengeWindowOpenError(sessionId, request.challengeEndsAt, Math.ceil(request.challengeEndsAt - now + 1));
+    throw new ChallengeWindowOpenError(
+      sessionId,
+      request.challengeEndsAt,
+      Math.ceil(request.challengeEndsAt - now + 1),
+    );
   }
   let receipt;
   try {
@@ -236,7 +280,7 @@ export async function finalizeSession(ctx: MarketContext, ref: SessionRef): Prom
     await markSettled(ctx, record, settlement);
     return { outcome: "settled", sessionId, settlement, cooperative: false, txHash: settlement.txHash };
   }
-  const settlement = settlementFromLogs(receipt.logs as Log[], sessionId);
+  const settlement = settlementFromLogs(receipt.logs, sessionId);
   if (!settlement) throw new Error(`finalize ${receipt.transactionHash} did not settle session ${sessionId}`);
   await markSettled(ctx, record, settlement);
   return { outcome: "settled", sessionId, settlement, cooperative: false, txHash: receipt.transactionHash };

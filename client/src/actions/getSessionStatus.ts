@@ -22,9 +22,11 @@ export interface SessionStatus {
 
 export async function getSessionStatus(ctx: MarketContext, ref: SessionRef): Promise<SessionStatus> {
   const record = await findSessionRecord(ctx, ref);
-  if (!record.sessionId) return { sessionId: undefined, record, chain: undefined, agent: undefined, agentError: undefined };
+  if (!record.sessionId)
+    return { sessionId: undefined, record, chain: undefined, agent: undefined, agentError: undefined };
   const state = await readSessionState(ctx, record.sessionId);
-  const status = state.status === SESSION_STATUS.open ? "open" : state.status === SESSION_STATUS.closing ? "closing" : "none";
+  const status =
+    state.status === SESSION_STATUS.open ? "open" : state.status === SESSION_STATUS.closing ? "closing" : "none";
   let agent: SessionStatusBody | undefined;
   let agentError: string | undefined;
   if (status === "open" && record.phase === "open" && record.sessionKey.sealed !== undefined) {

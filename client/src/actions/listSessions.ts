@@ -10,5 +10,7 @@ export async function listSessions(ctx: MarketContext, options: { sync?: boolean
     await syncSessions(ctx);
   }
   const records = await requireStore(ctx).list();
-  return records.filter((record) => record.chainId === ctx.chainId && record.sessionRouter === ctx.addresses.sessionRouter);
+  return records.filter(
+    (record) => record.chainId === ctx.chainId && record.sessionRouter === ctx.addresses.sessionRouter,
+  );
 }

@@ -5,7 +5,7 @@
  * approval is skipped for the next one. The session key is sealed in the store before the open
  * transaction is sent, so a crash at any point can never lose a session's key.
  */
-import { type Address, type Hex, parseEventLogs, parseSignature, zeroAddress } from "viem";
+import { type Address, type Hex, parseEventLogs, parseSignature } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   type Prices,
@@ -139,7 +139,12 @@ export async function openSession(ctx: MarketContext, params: OpenSessionParams)
       const approval = await ctx.progress.step(`asking ${endpoint} for an approval`, () =>
         requestApproval(
           { endpoint, fetch: ctx.fetch, timeoutMs: ctx.settings.agentTimeoutMs },
-          { bidId: candidate.bidId, user: wallet.account.address, deposit: params.deposit, maxDuration: params.maxDuration },
+          {
+            bidId: candidate.bidId,
+            user: wallet.account.address,
+            deposit: params.deposit,
+            maxDuration: params.maxDuration,
+          },
         ),
       );
       await checkApproval(ctx, candidate, approval, registration.operator, params);
@@ -198,7 +203,7 @@ async function checkApproval(
     bidId: candidate.bidId,
     user: requireWallet(ctx).account.address,
     provider,
-    operator: operator ?? zeroAddress,
+    operator,
     deposit: params.deposit,
     maxDuration: params.maxDuration,
     shownPrices: candidate.shownPrices,
@@ -297,7 +302,13 @@ async function openWithApproval(
         { onSent },
       );
     } else {
-      const permit = { owner: user, spender: ctx.addresses.sessionRouter, value: params.deposit, nonce, deadline: approval.deadline };
+      const permit = {
+        owner: user,
+        spender: ctx.addresses.sessionRouter,
+        value: params.deposit,
+        nonce,
+        deadline: approval.deadline,
+      };
       const signature = await wallet.account.signTypedData({
         domain: permitDomain(ctx.token.name, ctx.chainId, ctx.addresses.token),
         types: permitTypes,

@@ -27,7 +27,11 @@ export function referenceCost(prices: Prices): bigint {
   return prices.perSecond * 3600n + prices.perOutputToken * 1000n + prices.perInputToken * 1000n;
 }
 
-export async function rankBids(ctx: MarketContext, modelId: Hex, options: { first?: number } = {}): Promise<RankedBid[]> {
+export async function rankBids(
+  ctx: MarketContext,
+  modelId: Hex,
+  options: { first?: number } = {},
+): Promise<RankedBid[]> {
   const first = options.first ?? 20;
   if (ctx.indexer) return fetchProviderRankings(ctx.indexer, modelId, first);
   const bids = (await listBidsFromChain(ctx, { modelId })).filter((bid) => bid.active);

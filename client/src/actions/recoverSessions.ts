@@ -44,7 +44,13 @@ export async function resumeOpens(ctx: MarketContext): Promise<SessionRecord[]> 
       if (receipt?.status === "success") {
         log = parseEventLogs({ abi: sessionRouterAbi, logs: receipt.logs, eventName: "SessionOpened" })[0];
       } else if (receipt?.status === "reverted") {
-        changed.push(await store.update(record.sessionKey.address, (r) => ({ ...r, phase: "failed", failure: "the open transaction reverted" })));
+        changed.push(
+          await store.update(record.sessionKey.address, (r) => ({
+            ...r,
+            phase: "failed",
+            failure: "the open transaction reverted",
+          })),
+        );
         continue;
       }
     }
@@ -56,14 +62,20 @@ export async function resumeOpens(ctx: MarketContext): Promise<SessionRecord[]> 
         args: { user: record.user, provider: record.provider },
         fromBlock: BigInt(record.fromBlock),
       });
-      log = (logs as unknown as OpenedLog[]).find((entry) => isAddressEqual(entry.args.terms.sessionKey, record.sessionKey.address));
+      log = (logs as unknown as OpenedLog[]).find((entry) =>
+        isAddressEqual(entry.args.terms.sessionKey, record.sessionKey.address),
+      );
     }
     if (log) {
       const found = log;
       changed.push(await store.update(record.sessionKey.address, (r) => opened(r, found)));
     } else if (record.approval && (await chainNow(ctx)) > Number(record.approval.deadline)) {
       changed.push(
-        await store.update(record.sessionKey.address, (r) => ({ ...r, phase: "failed", failure: "never opened; its approval expired" })),
+        await store.update(record.sessionKey.address, (r) => ({
+          ...r,
+          phase: "failed",
+          failure: "never opened; its approval expired",
+        })),
       );
     }
   }
@@ -75,16 +87,22 @@ export async function syncSessions(ctx: MarketContext): Promise<SessionRecord[]>
   const store = requireStore(ctx);
   const changed: SessionRecord[] = [];
   for (const record of await store.list()) {
-    if (record.chainId !== ctx.chainId || !record.sessionId || (record.phase !== "open" && record.phase !== "closing")) continue;
+    if (record.chainId !== ctx.chainId || !record.sessionId || (record.phase !== "open" && record.phase !== "closing"))
+      continue;
     const state = await readSessionState(ctx, record.sessionId);
     if (state.status === SESSION_STATUS.none) {
       const settlement = await findSettlement(ctx, record.sessionId, BigInt(record.fromBlock));
-      if (settlement) changed.push(await store.update(record.sessionKey.address, (r) => ({ ...r, phase: "settled", settlement })));
+      if (settlement)
+        changed.push(await store.update(record.sessionKey.address, (r) => ({ ...r, phase: "settled", settlement })));
     } else if (state.status === SESSION_STATUS.closing && record.phase === "open") {
       changed.push(await store.update(record.sessionKey.address, (r) => ({ ...r, phase: "closing" })));
     } else if (state.status === SESSION_STATUS.open && BigInt(record.deposit) !== state.deposit) {
       changed.push(
-        await store.update(record.sessionKey.address, (r) => ({ ...r, deposit: state.deposit.toString(), endsAt: state.endsAt })),
+        await store.update(record.sessionKey.address, (r) => ({
+          ...r,
+          deposit: state.deposit.toString(),
+          endsAt: state.endsAt,
+        })),
       );
     }
   }
@@ -112,10 +130,11 @@ export async function rebuildSession(ctx: MarketContext, sessionId: Hex): Promis
     if (log) {
       terms = log.args.terms!;
       bidId = log.args.bidId;
-      openedBlock = log.blockNumber ?? openedBlock;
+      openedBlock = log.blockNumber;
     }
   }
-  if (!terms || !bidId) throw new SessionNotFoundError(sessionId, ctx.indexer ? "on the indexer nor on chain" : "on chain");
+  if (!terms || !bidId)
+    throw new SessionNotFoundError(sessionId, ctx.indexer ? "on the indexer nor on chain" : "on chain");
   if (!isAddressEqual(terms.user, store.user)) {
     throw new SessionNotFoundError(sessionId, `of this wallet (it belongs to ${terms.user})`);
   }
@@ -143,7 +162,8 @@ export async function rebuildSession(ctx: MarketContext, sessionId: Hex): Promis
     },
     createdAt: Date.now(),
     fromBlock: openedBlock.toString(),
-    phase: state.status === SESSION_STATUS.open ? "open" : state.status === SESSION_STATUS.closing ? "closing" : "settled",
+    phase:
+      state.status === SESSION_STATUS.open ? "open" : state.status === SESSION_STATUS.closing ? "closing" : "settled",
     sessionId,
     terms: termsToJson(terms),
     deposit: state.deposit.toString(),
@@ -156,4 +176,3 @@ export async function rebuildSession(ctx: MarketContext, sessionId: Hex): Promis
   await store.create(record);
   return sessionFromRecord(record);
 }
-

@@ -31,12 +31,17 @@ export async function topUp(ctx: MarketContext, ref: SessionRef, amount: bigint)
     });
   }
   await ensureAllowance(ctx, ctx.addresses.sessionRouter, amount, "the top-up");
-  const receipt = await sendContractCall(ctx, ctx.progress, `topping up session ${record.sessionId} by ${formatAmount(amount, ctx.token)}`, {
-    address: ctx.addresses.sessionRouter,
-    abi: sessionRouterAbi,
-    functionName: "topUp",
-    args: [terms, amount],
-  });
+  const receipt = await sendContractCall(
+    ctx,
+    ctx.progress,
+    `topping up session ${record.sessionId} by ${formatAmount(amount, ctx.token)}`,
+    {
+      address: ctx.addresses.sessionRouter,
+      abi: sessionRouterAbi,
+      functionName: "topUp",
+      args: [terms, amount],
+    },
+  );
   const [event] = parseEventLogs({ abi: sessionRouterAbi, logs: receipt.logs, eventName: "SessionToppedUp" });
   if (!event) throw new Error(`top-up ${receipt.transactionHash} emitted no SessionToppedUp`);
   await requireStore(ctx).update(record.sessionKey.address, (current) => ({

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from "node:url";
 import {
+  type Address,
   type Chain,
   type LocalAccount,
   type PublicClient,
@@ -110,7 +111,7 @@ export async function connectMarket(options: ConnectOptions): Promise<MarketChai
     }
   }
   const codes = await Promise.all(
-    Object.entries(addresses).map(async ([name, address]) => ({
+    (Object.entries(addresses) as [keyof MarketAddresses, Address][]).map(async ([name, address]) => ({
       name,
       address,
       code: await publicClient.getCode({ address }),
@@ -138,6 +139,6 @@ export async function connectMarket(options: ConnectOptions): Promise<MarketChai
     addresses,
     deploymentSource,
     domain: marketDomain(chainId, addresses.sessionRouter),
-    token: { name, symbol, decimals: Number(decimals) },
+    token: { name, symbol, decimals },
   };
 }

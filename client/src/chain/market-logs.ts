@@ -27,7 +27,11 @@ export interface ChainBid {
 
 /** Every model ever registered, with its latest name and tags, and whether it is active now. */
 export async function listModelsFromChain(ctx: MarketContext): Promise<ChainModel[]> {
-  const common = { address: ctx.addresses.modelRegistry, abi: modelRegistryAbi, fromBlock: ctx.settings.fromBlock } as const;
+  const common = {
+    address: ctx.addresses.modelRegistry,
+    abi: modelRegistryAbi,
+    fromBlock: ctx.settings.fromBlock,
+  } as const;
   const [registered, updated] = await Promise.all([
     ctx.publicClient.getContractEvents({ ...common, eventName: "ModelRegistered" }),
     ctx.publicClient.getContractEvents({ ...common, eventName: "ModelUpdated" }),

@@ -43,7 +43,7 @@ function revertDataOf(error: unknown): Hex | undefined {
 function decodeRaw(data: Hex): DecodedRevert {
   try {
     const decoded = decodeErrorResult({ abi: marketErrorsAbi, data });
-    return { errorName: decoded.errorName, args: decoded.args ?? [] };
+    return { errorName: decoded.errorName, args: decoded.args };
   } catch {
     return { errorName: `unknown error ${data.slice(0, 10)}`, args: [] };
   }
@@ -54,7 +54,7 @@ const time = (seconds: unknown) => `${new Date(Number(seconds) * 1000).toISOStri
 /** Words for one market error: what went wrong and, where there is one, the allowed range or next step. */
 export function explainRevert(revert: DecodedRevert, token: TokenInfo): { explanation: string; hint?: string } {
   const a = revert.args;
-  const amount = (value: unknown) => formatAmount(BigInt(value as bigint), token);
+  const amount = (value: unknown) => formatAmount(value as bigint, token);
   switch (revert.errorName) {
     case "ERC20InsufficientBalance":
       return {
@@ -79,7 +79,10 @@ export function explainRevert(revert: DecodedRevert, token: TokenInfo): { explan
     case "ZeroAmount":
       return { explanation: "the amount must be above zero" };
     case "ApprovalExpired":
-      return { explanation: `the provider's approval expired at ${time(a[0])}`, hint: "open again for a fresh approval" };
+      return {
+        explanation: `the provider's approval expired at ${time(a[0])}`,
+        hint: "open again for a fresh approval",
+      };
     case "PriceAboveMaximum":
       return {
         explanation: `the bid now costs ${String(a[0])} where you accepted at most ${String(a[1])}`,
@@ -93,7 +96,10 @@ export function explainRevert(revert: DecodedRevert, token: TokenInfo): { explan
     case "BidNotActive":
       return { explanation: `bid ${String(a[0])} is not active`, hint: "choose another bid (`market rank`)" };
     case "BidAlreadyActive":
-      return { explanation: `bid ${String(a[0])} is active already`, hint: "change its prices with `market bid update`" };
+      return {
+        explanation: `bid ${String(a[0])} is active already`,
+        hint: "change its prices with `market bid update`",
+      };
     case "NotBidProvider":
       return { explanation: `bid ${String(a[0])} belongs to another provider` };
     case "InsufficientStake":
@@ -104,7 +110,7 @@ export function explainRevert(revert: DecodedRevert, token: TokenInfo): { explan
     case "StakeBelowMinimum":
       return {
         explanation: `${String(a[0])} stakes ${amount(a[1])}; the minimum is ${amount(a[2])}`,
-        hint: `stake at least ${amount(BigInt(a[2] as bigint) - BigInt(a[1] as bigint))} more (\`market stake\`)`,
+        hint: `stake at least ${amount((a[2] as bigint) - (a[1] as bigint))} more (\`market stake\`)`,
       };
     case "StillUnbonding":
       return { explanation: `the stake unlocks at ${time(a[0])}`, hint: "withdraw after that time" };
@@ -113,7 +119,10 @@ export function explainRevert(revert: DecodedRevert, token: TokenInfo): { explan
     case "NothingToClaim":
       return { explanation: `${String(a[0])} has nothing to claim` };
     case "ProviderNotRegistered":
-      return { explanation: `${String(a[0])} is not a registered provider`, hint: "register it (the provider agent does so at start)" };
+      return {
+        explanation: `${String(a[0])} is not a registered provider`,
+        hint: "register it (the provider agent does so at start)",
+      };
     case "ModelNotActive":
       return { explanation: `model ${String(a[0])} is not active`, hint: "list models with `market models`" };
     case "SessionNotOpen":
@@ -123,11 +132,16 @@ export function explainRevert(revert: DecodedRevert, token: TokenInfo): { explan
     case "ChallengeWindowOpen":
       return { explanation: `the challenge window is open until ${time(a[0])}`, hint: "finalize after that time" };
     case "RoyaltyAboveApproval":
-      return { explanation: `the model's royalty is ${String(a[0])} bps, the provider accepted at most ${String(a[1])}` };
+      return {
+        explanation: `the model's royalty is ${String(a[0])} bps, the provider accepted at most ${String(a[1])}`,
+      };
     case "FeeAboveApproval":
       return { explanation: `the protocol fee is ${String(a[0])} bps, the provider accepted at most ${String(a[1])}` };
     case "ApprovalNonceUsed":
-      return { explanation: `provider ${String(a[0])} already used approval nonce ${String(a[1])}`, hint: "open again" };
+      return {
+        explanation: `provider ${String(a[0])} already used approval nonce ${String(a[1])}`,
+        hint: "open again",
+      };
     case "InvalidApprovalSigner":
       return { explanation: `the approval is not signed by provider ${String(a[0])} or its operator` };
     default:
@@ -142,4 +156,3 @@ export function revertError(error: unknown, functionName: string, token: TokenIn
   const { explanation, hint } = explainRevert(revert, token);
   return new ContractRevertError(functionName, revert.errorName, revert.args, explanation, { hint, cause: error });
 }
-

@@ -21,7 +21,8 @@ import { revertError } from "./revert.js";
 export class TransactionFailedError extends MarketError {}
 
 export function requireWallet(chain: MarketChain): MarketWalletClient {
-  if (!chain.walletClient) throw new WalletKeyError("this action sends a transaction and needs a wallet key", { hint: WALLET_ENV_HELP });
+  if (!chain.walletClient)
+    throw new WalletKeyError("this action sends a transaction and needs a wallet key", { hint: WALLET_ENV_HELP });
   return chain.walletClient;
 }
 

@@ -10,8 +10,8 @@ export interface CommandContext {
   config: CliConfig;
   env: NodeJS.ProcessEnv;
   /** Connects (once) to the market, with the wallet from the environment when the command needs one. */
-  market(): Promise<MarketClient>;
-  /** Why an optional argument or option was wrong. */
+  market: () => Promise<MarketClient>;
+  /** The parsed options (global and the command's). */
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
 }

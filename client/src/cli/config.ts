@@ -24,11 +24,23 @@ const url = (protocols: RegExp, expected: string) =>
   }, `expected ${expected}`);
 
 const SETTINGS = {
-  rpcUrl: { flag: "--rpc-url", env: "MARKET_RPC_URL", schema: url(/^(https?|wss?):$/, "an http(s):// or ws(s):// URL") },
-  indexerUrl: { flag: "--indexer-url", env: "MARKET_INDEXER_URL", schema: url(/^https?:$/, "an http(s):// URL (the indexer's /graphql)") },
+  rpcUrl: {
+    flag: "--rpc-url",
+    env: "MARKET_RPC_URL",
+    schema: url(/^(https?|wss?):$/, "an http(s):// or ws(s):// URL"),
+  },
+  indexerUrl: {
+    flag: "--indexer-url",
+    env: "MARKET_INDEXER_URL",
+    schema: url(/^https?:$/, "an http(s):// URL (the indexer's /graphql)"),
+  },
   deploymentPath: { flag: "--deployment", env: "MARKET_DEPLOYMENT", schema: z.string().min(1, "expected a file path") },
   storeDir: { flag: "--store-dir", env: "MARKET_STORE_DIR", schema: z.string().min(1, "expected a directory") },
-  storePassword: { flag: undefined, env: "MARKET_STORE_PASSWORD", schema: z.string().min(8, "use at least 8 characters") },
+  storePassword: {
+    flag: undefined,
+    env: "MARKET_STORE_PASSWORD",
+    schema: z.string().min(8, "use at least 8 characters"),
+  },
 } as const;
 
 export const DEFAULT_RPC_URL = "http://127.0.0.1:8545";

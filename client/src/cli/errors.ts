@@ -32,12 +32,18 @@ interface ErrorReport {
 export function reportError(error: unknown, stderr: NodeJS.WriteStream, json: boolean, fallbackHint?: string): number {
   if (error instanceof APIError) {
     const code = typeof error.code === "string" ? error.code : `http_${String(error.status)}`;
-    print(stderr, json, { error: "AgentRefusal", code, message: `the provider refused: ${error.message}`, hint: AGENT_HINTS[code] });
+    print(stderr, json, {
+      error: "AgentRefusal",
+      code,
+      message: `the provider refused: ${error.message}`,
+      hint: AGENT_HINTS[code],
+    });
     return EXIT.failed;
   }
   if (error instanceof MarketError) {
     print(stderr, json, { error: error.name, message: error.message, hint: error.hint ?? fallbackHint });
-    const usage = error instanceof InvalidArgumentError || error instanceof ConfigError || error instanceof WalletKeyError;
+    const usage =
+      error instanceof InvalidArgumentError || error instanceof ConfigError || error instanceof WalletKeyError;
     return usage ? EXIT.usage : EXIT.failed;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -20,7 +20,11 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, item: unknown) => (typeof item === "bigint" ? item.toString() : item), 2);
 }
 
-export function createOutput(options: { json: boolean; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }): Output {
+export function createOutput(options: {
+  json: boolean;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}): Output {
   const color = options.stdout.isTTY && !process.env.NO_COLOR;
   const style = (format: Parameters<typeof styleText>[0], text: string) => (color ? styleText(format, text) : text);
   return {
@@ -43,13 +47,18 @@ export function createOutput(options: { json: boolean; stdout: NodeJS.WriteStrea
 export function fields(rows: [string, string | number | bigint | boolean][]): string {
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
   return rows
-    .map(([label, value]) => `  ${label.padEnd(width)}${typeof value === "boolean" ? (value ? "yes" : "no") : String(value)}`)
+    .map(
+      ([label, value]) =>
+        `  ${label.padEnd(width)}${typeof value === "boolean" ? (value ? "yes" : "no") : String(value)}`,
+    )
     .join("\n");
 }
 
 /** A plain text table. */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)));
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
   const line = (cells: string[]) =>
     cells
       .map((cell, column) => cell.padEnd(widths[column]!))

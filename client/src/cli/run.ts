@@ -42,16 +42,29 @@ export const COMMANDS: Command[] = [
 ];
 
 const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
-  "rpc-url": { type: "string", description: "JSON-RPC URL (MARKET_RPC_URL; default http://127.0.0.1:8545)", placeholder: "URL" },
+  "rpc-url": {
+    type: "string",
+    description: "JSON-RPC URL (MARKET_RPC_URL; default http://127.0.0.1:8545)",
+    placeholder: "URL",
+  },
   "indexer-url": { type: "string", description: "the indexer's GraphQL URL (MARKET_INDEXER_URL)", placeholder: "URL" },
-  deployment: { type: "string", description: "deployed_addresses.json (MARKET_DEPLOYMENT; default: Ignition's for the chain)", placeholder: "PATH" },
-  "store-dir": { type: "string", description: "session store (MARKET_STORE_DIR; default ~/.inference-market/sessions)", placeholder: "DIR" },
+  deployment: {
+    type: "string",
+    description: "deployed_addresses.json (MARKET_DEPLOYMENT; default: Ignition's for the chain)",
+    placeholder: "PATH",
+  },
+  "store-dir": {
+    type: "string",
+    description: "session store (MARKET_STORE_DIR; default ~/.inference-market/sessions)",
+    placeholder: "DIR",
+  },
   json: { type: "boolean", description: "print JSON for scripts" },
   help: { type: "boolean", description: "show help" },
 };
 
 /** Flags that would carry a secret: refused by name, before anything is parsed. */
-const SECRET_FLAG = /^--?(private[-_]?key|key|mnemonic|seed|password|keystore[-_]password|store[-_]password|secret)(=|$)/i;
+const SECRET_FLAG =
+  /^--?(private[-_]?key|key|mnemonic|seed|password|keystore[-_]password|store[-_]password|secret)(=|$)/i;
 
 export interface CliIo {
   stdout: NodeJS.WriteStream;
@@ -61,7 +74,10 @@ export interface CliIo {
 
 function optionUsage(options: Record<string, OptionSpec>): string {
   return Object.entries(options)
-    .map(([name, spec]) => `    --${name}${spec.type === "string" ? ` ${spec.placeholder ?? "VALUE"}` : ""}`.padEnd(34) + spec.description)
+    .map(
+      ([name, spec]) =>
+        `    --${name}${spec.type === "string" ? ` ${spec.placeholder ?? "VALUE"}` : ""}`.padEnd(34) + spec.description,
+    )
     .join("\n");
 }
 
@@ -114,9 +130,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     const secret = argv.find((token) => SECRET_FLAG.test(token));
     if (secret !== undefined) {
-      throw new InvalidArgumentError(secret.split("=")[0]!, "keys and passwords are never taken from flags (they would land in shell history and in `ps`)", {
-        hint: WALLET_ENV_HELP,
-      });
+      throw new InvalidArgumentError(
+        secret.split("=")[0]!,
+        "keys and passwords are never taken from flags (they would land in shell history and in `ps`)",
+        {
+          hint: WALLET_ENV_HELP,
+        },
+      );
     }
     const { command, rest } = findCommand(argv);
     if (!command) {
@@ -124,9 +144,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         io.stdout.write(`${helpText()}\n`);
         return argv.length === 0 ? EXIT.usage : EXIT.ok;
       }
-      throw new InvalidArgumentError("command", `unknown command ${JSON.stringify(argv.filter((token) => !token.startsWith("-")).join(" "))}`, {
-        hint: "`market --help` lists the commands",
-      });
+      throw new InvalidArgumentError(
+        "command",
+        `unknown command ${JSON.stringify(argv.filter((token) => !token.startsWith("-")).join(" "))}`,
+        {
+          hint: "`market --help` lists the commands",
+        },
+      );
     }
     fallbackHint = `\`market ${command.words.join(" ")} --help\` shows its arguments and options`;
     let parsed;
@@ -140,9 +164,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         strict: true,
       });
     } catch (error) {
-      throw new InvalidArgumentError(`market ${command.words.join(" ")}`, (error as Error).message.split("\n")[0] ?? "", {
-        hint: `usage: market ${command.words.join(" ")} ${command.arguments} (see --help)`,
-      });
+      throw new InvalidArgumentError(
+        `market ${command.words.join(" ")}`,
+        (error as Error).message.split("\n")[0] ?? "",
+        {
+          hint: `usage: market ${command.words.join(" ")} ${command.arguments} (see --help)`,
+        },
+      );
     }
     const values = parsed.values as Record<string, string | boolean | undefined>;
     if (values.help === true) {
@@ -151,9 +179,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     const { positionals } = parsed;
     if (positionals.length < command.positionals.min || positionals.length > command.positionals.max) {
-      throw new InvalidArgumentError(`market ${command.words.join(" ")}`, `expected ${command.arguments || "no arguments"}`, {
-        hint: `usage: market ${command.words.join(" ")} ${command.arguments}`,
-      });
+      throw new InvalidArgumentError(
+        `market ${command.words.join(" ")}`,
+        `expected ${command.arguments || "no arguments"}`,
+        {
+          hint: `usage: market ${command.words.join(" ")} ${command.arguments}`,
+        },
+      );
     }
     const config = loadCliConfig(values, io.env);
     const account = command.wallet === "required" ? requireAccountFromEnv(io.env) : accountFromEnv(io.env);
@@ -181,4 +213,3 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return reportError(error, io.stderr, json, fallbackHint);
   }
 }
-

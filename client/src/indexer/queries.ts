@@ -8,8 +8,14 @@ import type { RankedBid } from "../actions/rankBids.js";
 import type { IndexerClient } from "./indexer-client.js";
 
 const uint = z.union([z.string().regex(/^[0-9]+$/), z.number().int().nonnegative()]).transform((v) => BigInt(v));
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/).transform((v) => getAddress(v) as Address);
-const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/).transform((v) => v.toLowerCase() as Hex);
+const address = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/)
+  .transform((v): Address => getAddress(v));
+const bytes32 = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{64}$/)
+  .transform((v) => v.toLowerCase() as Hex);
 
 const rankingsSchema = z.object({
   providerRankings: z.array(

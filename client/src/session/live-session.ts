@@ -94,7 +94,7 @@ export class LiveSession {
   /** Counts a response: signs the next cumulative receipt, stores it, posts it (queued, in order). */
   recordResponse(usage: ResponseUsage): Promise<SignedUsageReceipt> {
     const signed = this.enqueue(() => this.signNext(usage));
-    this.enqueue(async () => this.post(await signed));
+    void this.enqueue(async () => this.post(await signed));
     return signed;
   }
 

@@ -119,14 +119,19 @@ export function createMeteredFetch(
       } catch {
         // A body that is not JSON is the caller's problem to see; there is no usage to sign.
       }
-      return new Response(text, { status: response.status, statusText: response.statusText, headers: responseHeaders(response) });
+      return new Response(text, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: responseHeaders(response),
+      });
     }
 
     const onEnd = (observation: StreamObservation) => {
       if (!observation.usage) return;
       const outputTokens = observation.usage.completion_tokens ?? 0;
       const { firstTokenAt, lastTokenAt } = observation;
-      const generating = firstTokenAt !== undefined && lastTokenAt !== undefined ? (lastTokenAt - firstTokenAt) / 1000 : 0;
+      const generating =
+        firstTokenAt !== undefined && lastTokenAt !== undefined ? (lastTokenAt - firstTokenAt) / 1000 : 0;
       void session
         .recordResponse({
           inputTokens: BigInt(observation.usage.prompt_tokens ?? 0),

@@ -32,7 +32,7 @@ export function settlementFromLogs(logs: Log[], sessionId: Hex): SettlementRecor
     feeAmount: settlement.feeAmount.toString(),
     challenged: settled.args.challenged,
     closedBy: settled.args.closedBy,
-    txHash: settled.transactionHash ?? undefined,
+    txHash: settled.transactionHash,
   };
 }
 
@@ -45,7 +45,7 @@ export async function findSettlement(ctx: MarketContext, sessionId: Hex, fromBlo
     args: { sessionId },
     fromBlock,
   });
-  return settlementFromLogs(logs as Log[], sessionId);
+  return settlementFromLogs(logs, sessionId);
 }
 
 /** The close request of a closing session: the receipt it carried and when its window ends. */
@@ -63,7 +63,7 @@ export async function findCloseRequest(ctx: MarketContext, sessionId: Hex, fromB
     receipt: receiptToRecord(last.args.receipt!),
     closedAt: last.args.closedAt!,
     challengeEndsAt: last.args.challengeEndsAt!,
-    txHash: last.transactionHash ?? undefined,
+    txHash: last.transactionHash,
   };
 }
 

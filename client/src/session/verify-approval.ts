@@ -45,12 +45,17 @@ export async function verifyApproval(response: ApprovalResponse, expected: Appro
   const reject = (reason: string): never => {
     throw new ApprovalRejectedError(expected.bidId, reason);
   };
-  if (response.chainId !== expected.domain.chainId || !isAddressEqual(response.sessionRouter, expected.domain.verifyingContract)) {
+  if (
+    response.chainId !== expected.domain.chainId ||
+    !isAddressEqual(response.sessionRouter, expected.domain.verifyingContract)
+  ) {
     reject(`it is for chain ${response.chainId} and router ${response.sessionRouter}, not this market`);
   }
-  if (approval.bidId.toLowerCase() !== expected.bidId.toLowerCase()) reject(`it is for another bid (${approval.bidId})`);
+  if (approval.bidId.toLowerCase() !== expected.bidId.toLowerCase())
+    reject(`it is for another bid (${approval.bidId})`);
   if (!isAddressEqual(approval.user, expected.user)) reject(`it names another user (${approval.user})`);
-  if (!isAddressEqual(response.provider, expected.provider)) reject(`it claims another provider (${response.provider})`);
+  if (!isAddressEqual(response.provider, expected.provider))
+    reject(`it claims another provider (${response.provider})`);
   if (approval.maxDeposit < expected.deposit) {
     reject(`it caps the deposit at ${approval.maxDeposit}, below the ${expected.deposit} asked`);
   }
@@ -82,6 +87,7 @@ export async function verifyApproval(response: ApprovalResponse, expected: Appro
     isAddressEqual(signer, expected.provider) ||
     (!isAddressEqual(expected.operator, zeroAddress) && isAddressEqual(signer, expected.operator));
   if (!bySigner) reject(`it is signed by ${signer}, neither the provider nor its operator`);
-  if (!isAddressEqual(signer, response.signer)) reject(`it says it is signed by ${response.signer}, but ${signer} signed`);
+  if (!isAddressEqual(signer, response.signer))
+    reject(`it says it is signed by ${response.signer}, but ${signer} signed`);
   if (await expected.nonceUsed(approval.nonce)) reject(`its nonce ${approval.nonce} is spent`);
 }

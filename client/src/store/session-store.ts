@@ -69,9 +69,12 @@ export class SessionStore {
   /** The private key of a record's session key. */
   async unsealSessionKey(record: SessionRecord): Promise<Hex> {
     if (record.sessionKey.sealed === undefined) {
-      throw new SessionStoreError(`the key of session ${record.sessionId ?? record.sessionKey.address} is not in this store`, {
-        hint: "it was rebuilt from the chain after the store was lost: it can be closed (time only), not used",
-      });
+      throw new SessionStoreError(
+        `the key of session ${record.sessionId ?? record.sessionKey.address} is not in this store`,
+        {
+          hint: "it was rebuilt from the chain after the store was lost: it can be closed (time only), not used",
+        },
+      );
     }
     const sealed = record.sessionKey.sealed;
     const key = await this.unlock();
@@ -84,7 +87,7 @@ export class SessionStore {
         hint: "its file was altered or belongs to another store",
       });
     }
-    const privateKey = `0x${plaintext.toString("hex")}` as Hex;
+    const privateKey: Hex = `0x${plaintext.toString("hex")}`;
     if (privateKeyToAccount(privateKey).address !== record.sessionKey.address) {
       throw new SessionStoreError(`the session key file ${record.sessionKey.address} holds another key`);
     }
@@ -220,10 +223,11 @@ export class SessionStore {
       await writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`);
       return key;
     }
-    const file = JSON.parse(text) as StoreFile;
-    if (file.version !== STORE_VERSION || file.kdf.name !== "scrypt") {
-      throw new SessionStoreError(`${path}: unknown store version ${String(file.version)}`);
+    const raw = JSON.parse(text) as { version?: unknown; kdf?: { name?: unknown } };
+    if (raw.version !== STORE_VERSION || raw.kdf?.name !== "scrypt") {
+      throw new SessionStoreError(`${path}: unknown store version ${String(raw.version)}`);
     }
+    const file = raw as StoreFile;
     if (file.secret !== secret.kind) {
       throw new SessionStoreError(
         `the store ${this.root} is encrypted with ${file.secret === "password" ? "a password" : "a key derived from the wallet's signature"}`,

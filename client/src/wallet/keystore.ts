@@ -25,10 +25,16 @@ function kdfKey(crypto: KeystoreCrypto, password: string, source: string): Buffe
     const N = Number(params.n);
     const r = Number(params.r);
     const p = Number(params.p);
-    return scryptSync(Buffer.from(password.normalize("NFKC")), salt, dklen, { N, r, p, maxmem: 256 * N * r + (1 << 20) });
+    return scryptSync(Buffer.from(password.normalize("NFKC")), salt, dklen, {
+      N,
+      r,
+      p,
+      maxmem: 256 * N * r + (1 << 20),
+    });
   }
   if (crypto.kdf === "pbkdf2") {
-    if (params.prf !== "hmac-sha256") throw new WalletKeyError(`${source}: unsupported PBKDF2 prf ${String(params.prf)}`);
+    if (params.prf !== "hmac-sha256")
+      throw new WalletKeyError(`${source}: unsupported PBKDF2 prf ${String(params.prf)}`);
     return pbkdf2Sync(Buffer.from(password.normalize("NFKC")), salt, Number(params.c), dklen, "sha256");
   }
   throw new WalletKeyError(`${source}: unsupported keystore kdf ${crypto.kdf} (expected scrypt or pbkdf2)`);
@@ -62,7 +68,7 @@ export function decryptKeystore(json: string, password: string, source = "keysto
     derived.subarray(0, 16),
     Buffer.from(crypto.cipherparams.iv.replace(/^0x/, ""), "hex"),
   );
-  const privateKey = `0x${Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString("hex")}` as Hex;
+  const privateKey: Hex = `0x${Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString("hex")}`;
   if (parsed.address !== undefined && parsed.address !== "") {
     const stated = getAddress(parsed.address.startsWith("0x") ? parsed.address : `0x${parsed.address}`);
     if (privateKeyToAccount(privateKey).address !== stated) {

@@ -8,20 +8,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Llama, LlamaLogLevel, getLlama } from "node-llama-cpp";
-import {
-  type Address,
-  type Hex,
-  createWalletClient,
-  http,
-  publicActions,
-} from "viem";
+import { type Address, type Hex, createWalletClient, http, publicActions } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
-import {
-  type ApprovalResponseBody,
-  approvalToJson,
-  pricesToJson,
-} from "../../../protocol/agent-api.js";
+import { type ApprovalResponseBody, approvalToJson, pricesToJson } from "../../../protocol/agent-api.js";
 import {
   type Prices,
   bidIdOf,
@@ -42,7 +32,13 @@ import { type LocalMarket, devKey } from "./local-market.js";
 
 let llama: Promise<Llama> | undefined;
 function sharedLlama(): Promise<Llama> {
-  llama ??= getLlama({ build: "never", gpu: false, maxThreads: 1, logLevel: LlamaLogLevel.error, logger: () => undefined });
+  llama ??= getLlama({
+    build: "never",
+    gpu: false,
+    maxThreads: 1,
+    logLevel: LlamaLogLevel.error,
+    logger: () => undefined,
+  });
   return llama;
 }
 
@@ -52,7 +48,7 @@ export function tinyModel() {
   modelFile ??= (async () => {
     const directory = await mkdtemp(join(tmpdir(), "client-models-"));
     const written = await writeLlamaTestModel(join(directory, "tiny.gguf"), { shape: TINY_SHAPE, seed: 1 });
-    return { path: written.path, sha256: `0x${written.sha256}` as Hex, directory };
+    return { path: written.path, sha256: `0x${written.sha256}` satisfies Hex, directory };
   })();
   return modelFile;
 }
@@ -90,7 +86,9 @@ export async function startTestAgent(market: LocalMarket, options: TestAgentOpti
         {
           name: "tiny",
           file: model.path,
-          ...(options.modelId ? { id: options.modelId } : { register: { name: "tiny", tags: ["test"], royaltyBps: 500 } }),
+          ...(options.modelId
+            ? { id: options.modelId }
+            : { register: { name: "tiny", tags: ["test"], royaltyBps: 500 } }),
           bid: {
             pricePerSecond: options.prices.perSecond.toString(),
             pricePerInputToken: options.prices.perInputToken.toString(),
@@ -103,7 +101,10 @@ export async function startTestAgent(market: LocalMarket, options: TestAgentOpti
           maxTokens: 256,
         },
       ],
-      sessions: { approvalTtlSeconds: 600, ...(options.creditLimit ? { creditLimit: options.creditLimit.toString() } : {}) },
+      sessions: {
+        approvalTtlSeconds: 600,
+        ...(options.creditLimit ? { creditLimit: options.creditLimit.toString() } : {}),
+      },
       settlement: { checkIntervalSeconds: 1, claimIntervalSeconds: 0 },
       dataDir,
       log: { level: "silent" },
@@ -157,16 +158,40 @@ export async function startStubProvider(
   options: { providerIndex: number; modelId: Hex; prices: Prices; behaviour: StubBehaviour | "down" },
 ): Promise<StubProvider> {
   const account = privateKeyToAccount(devKey(market, options.providerIndex));
-  const wallet = createWalletClient({ account, chain: { ...hardhat, id: market.chainId }, transport: http(market.rpcUrl) }).extend(
-    publicActions,
-  );
+  const wallet = createWalletClient({
+    account,
+    chain: { ...hardhat, id: market.chainId },
+    transport: http(market.rpcUrl),
+  }).extend(publicActions);
   const send = async (hash: Promise<Hex>) => wallet.waitForTransactionReceipt({ hash: await hash });
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const minStake = await wallet.readContract({ address: market.addresses.providerRegistry, abi: providerRegistryAbi, functionName: "providerMinStake" });
-  const bidFee = await wallet.readContract({ address: market.addresses.marketplace, abi: marketplaceAbi, functionName: "bidFee" });
-  await send(wallet.writeContract({ address: market.addresses.token, abi: marketTokenAbi, functionName: "approve", args: [market.addresses.staking, minStake] }));
-  await send(wallet.writeContract({ address: market.addresses.staking, abi: stakingAbi, functionName: "stake", args: [minStake] }));
+  const minStake = await wallet.readContract({
+    address: market.addresses.providerRegistry,
+    abi: providerRegistryAbi,
+    functionName: "providerMinStake",
+  });
+  const bidFee = await wallet.readContract({
+    address: market.addresses.marketplace,
+    abi: marketplaceAbi,
+    functionName: "bidFee",
+  });
+  await send(
+    wallet.writeContract({
+      address: market.addresses.token,
+      abi: marketTokenAbi,
+      functionName: "approve",
+      args: [market.addresses.staking, minStake],
+    }),
+  );
+  await send(
+    wallet.writeContract({
+      address: market.addresses.staking,
+      abi: stakingAbi,
+      functionName: "stake",
+      args: [minStake],
+    }),
+  );
   await send(
     wallet.writeContract({
       address: market.addresses.providerRegistry,
@@ -175,8 +200,22 @@ export async function startStubProvider(
       args: [endpoint, "", "0x0000000000000000000000000000000000000000"],
     }),
   );
-  await send(wallet.writeContract({ address: market.addresses.token, abi: marketTokenAbi, functionName: "approve", args: [market.addresses.marketplace, bidFee] }));
-  await send(wallet.writeContract({ address: market.addresses.marketplace, abi: marketplaceAbi, functionName: "postBid", args: [options.modelId, options.prices] }));
+  await send(
+    wallet.writeContract({
+      address: market.addresses.token,
+      abi: marketTokenAbi,
+      functionName: "approve",
+      args: [market.addresses.marketplace, bidFee],
+    }),
+  );
+  await send(
+    wallet.writeContract({
+      address: market.addresses.marketplace,
+      abi: marketplaceAbi,
+      functionName: "postBid",
+      args: [options.modelId, options.prices],
+    }),
+  );
   const bidId = bidIdOf(account.address, options.modelId);
 
   let served = 0;
@@ -195,7 +234,9 @@ export async function startStubProvider(
             response.end(JSON.stringify(body));
           };
           if (request.url !== "/v1/sessions/approvals" || behaviour === "refuse") {
-            reply(503, { error: { message: "at capacity", type: "server_error", code: "capacity_exceeded", param: null } });
+            reply(503, {
+              error: { message: "at capacity", type: "server_error", code: "capacity_exceeded", param: null },
+            });
             return;
           }
           const body = JSON.parse(text) as { bidId: Hex; user: Address; deposit: string; maxDuration: number };
@@ -236,7 +277,8 @@ export async function startStubProvider(
     endpoint,
     approvalsServed: () => served,
     stop: async () => {
-      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+      const running = server;
+      if (running) await new Promise<void>((resolve) => running.close(() => resolve()));
     },
   };
 }

@@ -20,12 +20,16 @@ const market = await createMarketClient({
   store: { dir: env("CHILD_STORE_DIR") },
   pollingInterval: 100,
 });
-const { session } = await market.openSession({ bidId: env("CHILD_BID_ID") as Hex, deposit: 10n ** 18n, maxDuration: 3600 });
+const { session } = await market.openSession({
+  bidId: env("CHILD_BID_ID") as Hex,
+  deposit: 10n ** 18n,
+  maxDuration: 3600,
+});
 const openai = market.chat(session);
 await openai.chat.completions.create({
   model: env("CHILD_MODEL_ID"),
   messages: [{ role: "user", content: "Hello" }],
-  max_tokens: 6,
+  max_completion_tokens: 6,
 });
 await market.flushReceipts(session);
 process.stdout.write(`${JSON.stringify({ sessionId: session.id })}\n`);

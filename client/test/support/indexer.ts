@@ -62,11 +62,18 @@ export async function startTestIndexer(market: LocalMarket): Promise<TestIndexer
   const graphqlUrl = `http://127.0.0.1:${port}/graphql`;
   const caughtUp = async () => {
     const head = Number(await createPublicClient({ transport: http(market.rpcUrl) }).getBlockNumber());
-    await waitFor(`the indexer to reach block ${head}`, async () => {
-      if (child.exitCode !== null) throw new Error(`the indexer exited with ${child.exitCode}`);
-      const data = await query<{ _meta: { block: { number: number } | null } }>(graphqlUrl, "{ _meta { block { number } } }");
-      return (data?._meta.block?.number ?? -1) >= head;
-    }, 60_000);
+    await waitFor(
+      `the indexer to reach block ${head}`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`the indexer exited with ${child.exitCode}`);
+        const data = await query<{ _meta: { block: { number: number } | null } }>(
+          graphqlUrl,
+          "{ _meta { block { number } } }",
+        );
+        return (data?._meta.block?.number ?? -1) >= head;
+      },
+      60_000,
+    );
   };
   return {
     graphqlUrl,

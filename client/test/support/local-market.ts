@@ -18,9 +18,11 @@ export async function startTestMarket(): Promise<LocalMarket> {
 }
 
 export function testClient(market: LocalMarket) {
-  return createTestClient({ mode: "hardhat", chain: { ...hardhat, id: market.chainId }, transport: http(market.rpcUrl) }).extend(
-    publicActions,
-  );
+  return createTestClient({
+    mode: "hardhat",
+    chain: { ...hardhat, id: market.chainId },
+    transport: http(market.rpcUrl),
+  }).extend(publicActions);
 }
 
 /** Moves the chain's clock forward and mines a block. */

@@ -15,7 +15,9 @@ function checkPrices(prices: Prices): void {
       throw new InvalidArgumentError(
         `prices.${name}`,
         `${price} is out of range: a price is from 0 to ${MAX_BID_PRICE} base units (uint80)`,
-        { hint: `give --price-${name === "perSecond" ? "per-second" : name === "perInputToken" ? "per-input-token" : "per-output-token"} from 0 to ${MAX_BID_PRICE}` },
+        {
+          hint: `give --price-${name === "perSecond" ? "per-second" : name === "perInputToken" ? "per-input-token" : "per-output-token"} from 0 to ${MAX_BID_PRICE}`,
+        },
       );
     }
   }

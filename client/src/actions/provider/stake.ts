@@ -22,12 +22,17 @@ export async function stake(ctx: MarketContext, amount: bigint): Promise<{ txHas
 /** Starts unbonding `amount` of the stake; `withdrawStake` takes it after the unbonding period. */
 export async function requestUnstake(ctx: MarketContext, amount: bigint): Promise<{ txHash: Hex; unlockAt: number }> {
   if (amount <= 0n) throw new InvalidArgumentError("amount", "must be above zero");
-  const receipt = await sendContractCall(ctx, ctx.progress, `requesting to unstake ${formatAmount(amount, ctx.token)}`, {
-    address: ctx.addresses.staking,
-    abi: stakingAbi,
-    functionName: "requestUnstake",
-    args: [amount],
-  });
+  const receipt = await sendContractCall(
+    ctx,
+    ctx.progress,
+    `requesting to unstake ${formatAmount(amount, ctx.token)}`,
+    {
+      address: ctx.addresses.staking,
+      abi: stakingAbi,
+      functionName: "requestUnstake",
+      args: [amount],
+    },
+  );
   const account = await ctx.publicClient.readContract({
     address: ctx.addresses.staking,
     abi: stakingAbi,

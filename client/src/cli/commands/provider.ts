@@ -26,7 +26,10 @@ export const providerStatusCommand: Command = {
           ["endpoint", status.endpoint || "-"],
           ["operator", status.operator],
           ["stake", `${amount(status.staked)} (minimum ${amount(status.minimumStake)})`],
-          ["unbonding", status.unbonding === 0n ? "-" : `${amount(status.unbonding)} (unlocks ${time(status.unlockAt)})`],
+          [
+            "unbonding",
+            status.unbonding === 0n ? "-" : `${amount(status.unbonding)} (unlocks ${time(status.unlockAt)})`,
+          ],
           ["open sessions", status.openSessions],
           ["claimable", amount(status.claimable)],
         ]),
@@ -85,7 +88,10 @@ export const bidPostCommand: Command = {
     const bidPrices = prices(values);
     const modelId = await resolveModel(client, positionals[0]!);
     const posted = await client.postBid({ modelId, prices: bidPrices });
-    output.result(posted, () => `posted bid ${posted.bidId} (fee ${formatAmount(posted.fee, client.token)}, tx ${posted.txHash})`);
+    output.result(
+      posted,
+      () => `posted bid ${posted.bidId} (fee ${formatAmount(posted.fee, client.token)}, tx ${posted.txHash})`,
+    );
   },
 };
 
@@ -145,13 +151,20 @@ export const unstakeCommand: Command = {
     if (values.withdraw === true) {
       if (positionals.length > 0) throw new InvalidArgumentError("unstake", "give an amount or --withdraw, not both");
       const withdrawn = await client.withdrawStake();
-      output.result(withdrawn, () => `withdrew ${formatAmount(withdrawn.amount, client.token)} (tx ${withdrawn.txHash})`);
+      output.result(
+        withdrawn,
+        () => `withdrew ${formatAmount(withdrawn.amount, client.token)} (tx ${withdrawn.txHash})`,
+      );
       return;
     }
     const text = positionals[0];
     if (text === undefined) throw new InvalidArgumentError("unstake", "give the amount to unstake, or --withdraw");
     const amount = parseAmount(text, client.token.decimals, "amount");
     const requested = await client.requestUnstake(amount);
-    output.result({ amount, ...requested }, () => `unbonding ${formatAmount(amount, client.token)} until ${time(requested.unlockAt)} (tx ${requested.txHash}); then \`market unstake --withdraw\``);
+    output.result(
+      { amount, ...requested },
+      () =>
+        `unbonding ${formatAmount(amount, client.token)} until ${time(requested.unlockAt)} (tx ${requested.txHash}); then \`market unstake --withdraw\``,
+    );
   },
 };

@@ -27,8 +27,15 @@ export const chatCommand: Command = {
     const [modelText, prompt] = positionals as [string, string];
     if (prompt.trim() === "") throw new InvalidArgumentError("prompt", "is empty");
     const maxTokens = positiveInteger(values["max-tokens"], "max-tokens", 256);
-    const deposit = parseAmount(typeof values.deposit === "string" ? values.deposit : "1", client.token.decimals, "--deposit");
-    const maxDuration = parseDuration(typeof values["max-duration"] === "string" ? values["max-duration"] : "1h", "--max-duration");
+    const deposit = parseAmount(
+      typeof values.deposit === "string" ? values.deposit : "1",
+      client.token.decimals,
+      "--deposit",
+    );
+    const maxDuration = parseDuration(
+      typeof values["max-duration"] === "string" ? values["max-duration"] : "1h",
+      "--max-duration",
+    );
     const modelId = await resolveModel(client, modelText);
 
     let session: MarketSession | undefined;
@@ -54,7 +61,9 @@ export const chatCommand: Command = {
       session = opened.session;
       for (const skip of opened.skipped) output.note(output.dim(`skipped bid ${skip.bidId}: ${skip.reason}`));
       output.note(
-        output.dim(`opened session ${session.id} with ${formatAmount(session.deposit, client.token)} at ${session.endpoint}`),
+        output.dim(
+          `opened session ${session.id} with ${formatAmount(session.deposit, client.token)} at ${session.endpoint}`,
+        ),
       );
     }
     const openai = client.chat(session);
@@ -62,7 +71,12 @@ export const chatCommand: Command = {
       ...(typeof values.system === "string" ? [{ role: "system" as const, content: values.system }] : []),
       { role: "user" as const, content: prompt },
     ];
-    const stream = await openai.chat.completions.create({ model: modelId, messages, max_tokens: maxTokens, stream: true });
+    const stream = await openai.chat.completions.create({
+      model: modelId,
+      messages,
+      max_completion_tokens: maxTokens,
+      stream: true,
+    });
     let text = "";
     for await (const chunk of stream) {
       const delta = chunk.choices[0]?.delta.content ?? "";
@@ -73,7 +87,9 @@ export const chatCommand: Command = {
     await client.flushReceipts(session);
     const receipt = (await client.status(session)).record.receipts.latest?.receipt;
     output.result({ sessionId: session.id, reused, text, receipt }, () =>
-      output.dim(`session ${session.id}: ${receipt ? `receipt #${receipt.seq}, ${receipt.outputTokens} tokens out in all` : "no receipt"}`),
+      output.dim(
+        `session ${session.id}: ${receipt ? `receipt #${receipt.seq}, ${receipt.outputTokens} tokens out in all` : "no receipt"}`,
+      ),
     );
   },
 };
@@ -86,15 +102,20 @@ export const sessionsCommand: Command = {
   words: ["sessions"],
   arguments: "",
   summary: "the wallet's sessions in the local store (checked against the chain)",
-  options: { recover: { type: "string", description: "rebuild a session missing from the store, by id", placeholder: "ID" } },
+  options: {
+    recover: { type: "string", description: "rebuild a session missing from the store, by id", placeholder: "ID" },
+  },
   positionals: { min: 0, max: 0 },
   wallet: "required",
   async run({ market, output, values }) {
     const client = await market();
     if (typeof values.recover === "string") {
-      if (!/^0x[0-9a-fA-F]{64}$/.test(values.recover)) throw new InvalidArgumentError("--recover", "expected a session id (32 bytes of 0x-hex)");
+      if (!/^0x[0-9a-fA-F]{64}$/.test(values.recover))
+        throw new InvalidArgumentError("--recover", "expected a session id (32 bytes of 0x-hex)");
       const rebuilt = await client.rebuildSession(values.recover as `0x${string}`);
-      output.note(`rebuilt session ${rebuilt.id} (${rebuilt.phase}); its key was not in the store, so it can be closed on time only`);
+      output.note(
+        `rebuilt session ${rebuilt.id} (${rebuilt.phase}); its key was not in the store, so it can be closed on time only`,
+      );
     }
     const records = await client.sessions();
     output.result(records, () =>
@@ -125,7 +146,8 @@ export const closeCommand: Command = {
   async run({ market, output, positionals, values }) {
     const client = await market();
     const id = positionals[0]!;
-    if (!/^0x[0-9a-fA-F]{4,64}$/.test(id)) throw new InvalidArgumentError("session id", `${id} is not a session id (or a prefix of one)`);
+    if (!/^0x[0-9a-fA-F]{4,64}$/.test(id))
+      throw new InvalidArgumentError("session id", `${id} is not a session id (or a prefix of one)`);
     const closed = await client.closeSession(id as `0x${string}`, { cooperative: values.alone !== true });
     output.result(closed, () => {
       if (closed.outcome === "closing") {
@@ -158,7 +180,11 @@ export const topUpCommand: Command = {
     const [id, text] = positionals as [string, string];
     const amount = parseAmount(text, client.token.decimals, "amount");
     const topped = await client.topUp(id as `0x${string}`, amount);
-    output.result(topped, () => `deposit now ${formatAmount(topped.deposit, client.token)}, ends ${time(topped.endsAt)} (tx ${topped.txHash})`);
+    output.result(
+      topped,
+      () =>
+        `deposit now ${formatAmount(topped.deposit, client.token)}, ends ${time(topped.endsAt)} (tx ${topped.txHash})`,
+    );
   },
 };
 

@@ -21,8 +21,11 @@ export const balanceCommand: Command = {
           ["wallet", amount(balance.wallet)],
           ["claimable", amount(balance.claimable)],
           ["staked", amount(balance.staked)],
-          ["unbonding", balance.unbonding === 0n ? "-" : `${amount(balance.unbonding)} (unlocks ${time(balance.unlockAt)})`],
-          ["gas", `${formatAmount(balance.gas, { symbol: "ETH", decimals: 18 })}`],
+          [
+            "unbonding",
+            balance.unbonding === 0n ? "-" : `${amount(balance.unbonding)} (unlocks ${time(balance.unlockAt)})`,
+          ],
+          ["gas", formatAmount(balance.gas, { symbol: "ETH", decimals: 18 })],
         ]),
       ].join("\n"),
     );
