@@ -164,7 +164,8 @@ void describe("market (consumer)", { timeout: 600_000 }, () => {
   void test("expected errors: insufficient balance, wrong network, bad settings, bad checksum, keys in flags", async () => {
     const wrongDeployment = join(storeDir, "other-chain.json");
     const futureIds: Record<string, string> = { token: "MarketToken" };
-    const futures = Object.entries(market.addresses).map(([name, address]) => [
+    const addresses: Record<string, string> = { ...market.addresses };
+    const futures = Object.entries(addresses).map(([name, address]): [string, string] => [
       `LocalMarket#${futureIds[name] ?? name[0]!.toUpperCase() + name.slice(1)}`,
       name === "staking" ? "0x000000000000000000000000000000000000dEaD" : address,
     ]);
