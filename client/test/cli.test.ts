@@ -203,6 +203,12 @@ void describe("market (consumer)", { timeout: 600_000 }, () => {
       ),
       [["chat", "tiny", "hi"], { MARKET_PRIVATE_KEY: "" }, 2, /no wallet key configured/],
       [["chat", "tiny", "hi"], { MARKET_PRIVATE_KEY: "0x1234" }, 2, /MARKET_PRIVATE_KEY is not a private key/],
+      [
+        ["chat", "tiny", "hi", "--max-duration", "2d"],
+        {},
+        2,
+        /172800 s is out of range: a session lasts from 1 to 86400 s/,
+      ],
       [["frobnicate"], {}, 2, /unknown command "frobnicate"/],
       [["rank"], {}, 2, /expected <model>/],
       [["chat", "tiny", "hi", "--max-duration", "forever"], {}, 2, /--max-duration: "forever" is not a duration/],
