@@ -214,6 +214,10 @@ const SCENARIOS: {
     measure: async (b) => (await b.open()).gas,
   },
   {
+    operation: "openSession (model without royalty)",
+    measure: async (b) => (await b.open({ bidId: b.bidWithoutRoyalty })).gas,
+  },
+  {
     operation: "openSessionWithPermit",
     measure: async (b) => (await b.open({ user: b.permitUser })).gas,
   },

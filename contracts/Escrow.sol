@@ -63,6 +63,8 @@ contract Escrow is IEscrow, ReentrancyGuardTransient {
     function _claim(address to) private nonReentrant returns (uint256 amount) {
         amount = balanceOf[msg.sender];
         if (amount == 0) revert NothingToClaim(msg.sender);
+        // Zeroed before the transfer: a view read during the payout (read-only reentrancy through a
+        // token's hook) must not see a balance that is leaving. test/reentrancy.test.ts pins the order.
         balanceOf[msg.sender] = 0;
 
         emit Claimed(msg.sender, to, amount);

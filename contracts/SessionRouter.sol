@@ -494,6 +494,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
             settlement.cost
         );
         settlement.refund = state.deposit - settlement.cost;
+        settlement.treasury = treasury;
 
         delete _sessions[sessionId];
         --_providerSessions[terms.provider].openSessions;
@@ -506,7 +507,7 @@ contract SessionRouter is ISessionRouter, EIP712, AccessControl, ReentrancyGuard
                 providerAmount: settlement.providerAmount,
                 royaltyRecipient: terms.royaltyRecipient,
                 royaltyAmount: settlement.royaltyAmount,
-                treasury: treasury,
+                treasury: settlement.treasury,
                 feeAmount: settlement.feeAmount,
                 user: terms.user,
                 refund: settlement.refund

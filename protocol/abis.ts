@@ -4468,6 +4468,11 @@ export const sessionRouterAbi = [
             "internalType": "uint64",
             "name": "elapsedSeconds",
             "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "treasury",
+            "type": "address"
           }
         ],
         "indexed": false,

@@ -220,6 +220,7 @@ task("market:provider", "Prints a provider: registration, operator, endpoint, st
         `${formatAmount(market, stake.unbonding)}${stake.unbonding > 0n ? `, unlocks ${formatTime(stake.unlockAt)}` : ""}`,
       ),
       line("open sessions", await market.sessionRouter.openSessionCount(address)),
+      line("next nonce", await market.sessionRouter.nextApprovalNonce(address)),
     ];
     const posted = await market.marketplace.queryFilter(market.marketplace.filters.BidPosted(undefined, address));
     const bidIds = [...new Set(posted.map((event) => event.args.bidId))];
@@ -324,6 +325,7 @@ task("market:session", "Prints a session's terms (from its SessionOpened event) 
         line("to provider", formatAmount(market, settlement.providerAmount)),
         line("royalty", formatAmount(market, settlement.royaltyAmount)),
         line("protocol fee", formatAmount(market, settlement.feeAmount)),
+        line("fee credited to", settlement.treasury),
         line("refund", formatAmount(market, settlement.refund)),
       );
     } else {

@@ -1,6 +1,7 @@
 /**
- * Contract wallets (ERC-1271) as provider and as user. A provider's approvals and countersignatures
- * signed by the wallet's owner key are accepted for the wallet (ERC-1271), a stranger's are not. A
+ * Contract wallets (ERC-1271) as provider, operator and user. A provider's (or operator's) approvals
+ * and countersignatures signed by the wallet's owner key are accepted for the wallet (ERC-1271), a
+ * stranger's are not. A
  * contract-wallet user opens with an EOA session key, and its receipts are plain ECDSA by that key:
  * never ERC-1271, so a wallet that later rejects everything cannot un-sign them (issue 5, item 1).
  */
@@ -27,10 +28,13 @@ import {
   PARAMS,
   PRICES,
   deployMarket,
+  marketWithBid,
+  openSession,
   openedSession,
   receiptFor,
   receiptTuple,
   registerModel,
+  signReceipt,
   signTyped,
 } from "./fixtures";
 
@@ -168,6 +172,26 @@ describe("ERC-1271 contract wallets", () => {
     )
       .to.be.revertedWithCustomError(market.sessionRouter, "InvalidApprovalSigner")
       .withArgs(market.providerAddress);
+  });
+
+  it("a contract-wallet operator's approval and countersignature are accepted through ERC-1271", async () => {
+    const market = await loadFixture(marketWithBid);
+    const [operatorOwner] = market.others;
+    const operatorWallet = (await (
+      await ethers.getContractFactory("SmartWallet")
+    ).deploy(operatorOwner.address)) as unknown as SmartWallet;
+    await market.providerRegistry.connect(market.provider).setOperator(await operatorWallet.getAddress());
+
+    // The wallet's owner signs for the operator wallet: neither the provider nor the operator address recovers.
+    const session = await openSession(market, 10n * E18, {}, operatorOwner);
+    expect(session.terms.provider).to.equal(market.provider.address);
+    const receipt = receiptFor(session.sessionId, 1n, 10n, 10n);
+    const countersignature = await signTyped(operatorOwner, market.domain, "UsageReceipt", receipt);
+    await expect(
+      market.sessionRouter
+        .connect(market.user)
+        .closeSession(session.terms, receipt, await signReceipt(market, receipt), countersignature),
+    ).to.emit(market.sessionRouter, "SessionSettled");
   });
 
   it("a contract-wallet user opens with an EOA session key; receipts by that key settle, a stranger's do not", async () => {

@@ -7,6 +7,7 @@
  * off while the provider, model and bid are set up, and switched on for each test.
  */
 import { expect } from "chai";
+import { marketErrorsAbi, sessionRouterAbi, stakingAbi } from "../protocol";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import {
@@ -54,6 +55,15 @@ async function snapshot(market: FeeMarket) {
 }
 
 describe("Fee-on-transfer and other odd tokens: every pull is checked", function () {
+  it("TokenTransferMismatch is in Staking's and SessionRouter's ABIs and in marketErrorsAbi", function () {
+    for (const abi of [stakingAbi, sessionRouterAbi, marketErrorsAbi]) {
+      const errors = (abi as readonly { type: string; name?: string; inputs?: readonly { type: string }[] }[]).filter(
+        (item) => item.type === "error" && item.name === "TokenTransferMismatch",
+      );
+      expect(errors.map((item) => item.inputs?.map((input) => input.type))).to.deep.equal([["uint256", "uint256"]]);
+    }
+  });
+
   it("with the fee off the market works (the fixture staked, bid and opened a session)", async function () {
     const market = await loadFixture(feeMarket);
     expect(await market.feeToken.feeBps()).to.equal(0n);

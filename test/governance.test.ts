@@ -3,6 +3,7 @@ import { ethers } from "hardhat";
 import type { Interface } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
+import { anyValue } from "@nomicfoundation/hardhat-chai-matchers/withArgs";
 import type { SessionRouter } from "../typechain-types";
 import {
   E18,
@@ -448,17 +449,32 @@ describe("Deployment and governance", function () {
       expect(after.terms.maxEndsAt - after.terms.openedAt).to.equal(Number(HOUR));
     });
 
-    it("pays the protocol fee to the treasury set at settlement time", async function () {
+    it("pays the protocol fee to the treasury set at settlement time, and SessionSettled names it (issue 5.4b)", async function () {
       const market = await loadFixture(marketWithBid);
       const { sessionRouter, escrow, governance, provider, treasury, stranger } = market;
       const session = await openSession(market, 10n * E18);
       await sessionRouter.connect(governance).setTreasury(stranger.address);
       await time.setNextBlockTimestamp(BigInt(session.terms.openedAt) + 1_000n);
 
-      await sessionRouter.connect(provider).closeSession(session.terms, emptyReceipt(session.sessionId), "0x", "0x");
+      const tx = sessionRouter
+        .connect(provider)
+        .closeSession(session.terms, emptyReceipt(session.sessionId), "0x", "0x");
 
       const cost = 1_000n * session.terms.pricePerSecond;
-      expect(await escrow.balanceOf(stranger.address)).to.equal((cost * PARAMS.protocolFeeBps) / 10_000n);
+      const fee = (cost * PARAMS.protocolFeeBps) / 10_000n;
+      const royalty = (cost * 500n) / 10_000n;
+      await expect(tx)
+        .to.emit(sessionRouter, "SessionSettled")
+        .withArgs(
+          session.sessionId,
+          market.user.address,
+          provider.address,
+          [cost, cost - fee - royalty, royalty, fee, 10n * E18 - cost, 1_000n, stranger.address],
+          anyValue,
+          provider.address,
+          false,
+        );
+      expect(await escrow.balanceOf(stranger.address)).to.equal(fee);
       expect(await escrow.balanceOf(treasury.address)).to.equal(0n);
     });
   });

@@ -1,14 +1,17 @@
 /**
  * Invariants under thousands of random operations from 3 providers (with operators), 2 models (one
- * with a royalty), 4 users (one opening with permits) and a stranger: opens (some invalid), signed
- * usage, top-ups, every kind of close, challenges, finalizes, claims, staking and bids, with the
+ * with a royalty), 4 users (one opening with permits; each session's receipts signed by the user or by
+ * a fresh session key) and a stranger: opens (some invalid), signed usage, top-ups, every kind of close, challenges, finalizes, claims, staking and bids, with the
  * clock moving between them. After every operation:
  *   - Escrow's tokens = deposits of unsettled sessions + every account's claimable balance;
  *   - Staking's tokens = staked + unbonding, over every account;
  *   - every account's wallet, escrow balance and stake equal a shadow model that prices each
  *     settlement with protocol/'s sessionCost and splitCost (fees, royalties, bid fees, refunds);
  *   - every live session's state and every provider's openSessionCount match the shadow;
- *   - settled sessions stay erased, and (now and then) settling one again reverts.
+ *   - settled sessions stay erased, and (now and then) settling one again reverts;
+ *   - every escrow balance, and the escrow's token balance, re-derived from the router's and the
+ *     escrow's events alone (as an indexer would), equal the contract's.
+ * Governance now and then moves the router's treasury, the protocol fee or the royalty cap.
  *
  * INVARIANT_SEED (uint32) and INVARIANT_OPS override the seed and the number of operations;
  * a failure names the seed and the operation's index, so the same run can be replayed.
@@ -43,6 +46,9 @@ const MUST_SUCCEED = [
   "postBid",
   "updateBid",
   "deleteBid",
+  "setTreasury",
+  "setProtocolFeeBps",
+  "setMaxRoyaltyBps",
 ];
 
 describe("invariants under random operations", function () {

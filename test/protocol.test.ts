@@ -417,7 +417,7 @@ describe("protocol/", function () {
           sessionId,
           market.user.address,
           market.provider.address,
-          [cost, providerAmount, royaltyAmount, feeAmount, deposit - cost, elapsed],
+          [cost, providerAmount, royaltyAmount, feeAmount, deposit - cost, elapsed, market.treasury.address],
           receiptTuple(receipt),
           market.provider.address,
           false,

@@ -547,6 +547,55 @@ describe("Reentrancy guards", function () {
     });
   });
 
+  describe("Escrow.claim: read-only reentrancy", function () {
+    /**
+     * Arms the token to read, inside the next transfer and before any token moves, the claimer's
+     * escrow balance, another holder's (the token's own fee) and the escrow's token balance, through
+     * StaticMulticall; returns a decoder of what the hook recorded.
+     */
+    async function armViewReads(market: ReentrantMarket, claimer: string) {
+      const { escrow, reentrantToken, tokenAddress } = market;
+      const multicall = await ethers.deployContract("StaticMulticall");
+      const escrowAddress = await escrow.getAddress();
+      const record = (target: string, data: string) => ethers.concat([target, data]);
+      const reads = ethers.concat([
+        record(escrowAddress, escrow.interface.encodeFunctionData("balanceOf", [claimer])),
+        record(escrowAddress, escrow.interface.encodeFunctionData("balanceOf", [tokenAddress])),
+        record(tokenAddress, reentrantToken.interface.encodeFunctionData("balanceOf", [escrowAddress])),
+      ]);
+      await arm(market, multicall, multicall.interface.encodeFunctionData("read", [reads]), HookMode.BubbleRevert);
+      return async () => {
+        expect(await reentrantToken.lastHookSucceeded()).to.equal(true);
+        const [results] = multicall.interface.decodeFunctionResult("read", await reentrantToken.lastHookResult());
+        const words = ethers.AbiCoder.defaultAbiCoder().decode(["uint256", "uint256", "uint256"], results as string);
+        const [claimerBalance, otherBalance, escrowTokens] = words.toArray() as [bigint, bigint, bigint];
+        return { claimerBalance, otherBalance, escrowTokens };
+      };
+    }
+
+    for (const variant of ["claim", "claimTo"] as const) {
+      it(`a view read during ${variant}'s payout sees the claimer's balance already zero (issue 5.4c)`, async function () {
+        const market = await loadFixture(settledMarket);
+        const { escrow, reentrantToken, provider, stranger } = market;
+        const escrowTokens = await reentrantToken.balanceOf(await escrow.getAddress());
+        const recorded = await armViewReads(market, provider.address);
+
+        const tx =
+          variant === "claim" ? escrow.connect(provider).claim() : escrow.connect(provider).claimTo(stranger.address);
+        await expect(tx).to.emit(reentrantToken, "HookCalled");
+        await expect(tx)
+          .to.emit(escrow, "Claimed")
+          .withArgs(provider.address, variant === "claim" ? provider.address : stranger.address, PROVIDER_SHARE);
+
+        // Mid-payout the tokens have not moved yet, but the balance being paid is already gone: no
+        // view can show a balance that is about to leave, and the escrow is never short of what its
+        // balances say it owes.
+        expect(await recorded()).to.deep.equal({ claimerBalance: 0n, otherBalance: FEE, escrowTokens });
+        expect(await escrow.balanceOf(provider.address)).to.equal(0n);
+      });
+    }
+  });
+
   describe("Staking: stake's transferFrom and withdraw's transfer", function () {
     it("stake cannot re-enter stake or withdraw", async function () {
       const market = await loadFixture(reentrantMarket);

@@ -56,13 +56,15 @@ const termsTuple = (t: SessionTerms) => [
   t.openedAt,
   t.maxEndsAt,
 ];
-const settlementTuple = (s: ExpectedSettlement) => [
+/** A settlement as an event argument, with the treasury credited with its fee. */
+const settlementTuple = (s: ExpectedSettlement, treasury: string) => [
   s.cost,
   s.providerAmount,
   s.royaltyAmount,
   s.feeAmount,
   s.refund,
   s.elapsedSeconds,
+  treasury,
 ];
 
 /** The default bid's cost, written out by hand (not through protocol/): 1e12/s, 1e9/input, 4e9/output, 2.5% fee, 5% royalty. */
@@ -115,7 +117,7 @@ async function expectSettles(
       session.sessionId,
       user.address,
       provider.address,
-      settlementTuple(expected.settlement),
+      settlementTuple(expected.settlement, treasury.address),
       receiptTuple(expected.receipt),
       expected.closedBy.address,
       expected.challenged,

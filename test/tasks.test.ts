@@ -136,6 +136,10 @@ describe("operator tasks", function () {
       expect(field(output, "stake")).to.equal("100 INFER (minimum 100 INFER: enough)");
       expect(field(output, "unbonding")).to.equal("0 INFER");
       expect(field(output, "open sessions")).to.equal("1");
+      expect(field(output, "next nonce")).to.equal(
+        String(await market.sessionRouter.nextApprovalNonce(market.provider.address)),
+      );
+      expect(await market.sessionRouter.nextApprovalNonce(market.provider.address)).to.be.greaterThan(0n);
       expect(field(output, "bids")).to.equal("1");
       expect(output).to.contain(`${market.bidId} model ${market.modelId} active`);
     });
@@ -256,6 +260,7 @@ describe("operator tasks", function () {
       expect(settled).to.match(/state: settled \(block \d+\)/);
       expect(field(settled, "closed by")).to.equal(market.stranger.address);
       expect(field(settled, "elapsed")).to.equal(`${elapsed} s`);
+      expect(field(settled, "fee credited to")).to.equal(market.treasury.address);
       expect(field(settled, "receipt")).to.equal("seq 2, 1000 in / 500 out tokens, 2 requests");
       expect(field(settled, "cost")).to.equal(`${ethers.formatUnits(cost, 18).replace(/\.0$/, "")} INFER`);
       expect(field(settled, "refund")).to.equal(

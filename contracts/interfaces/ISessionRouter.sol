@@ -71,7 +71,9 @@ enum SessionStatus {
     Closing
 }
 
-/// @notice What a settlement paid, as emitted in `SessionSettled`.
+/// @notice What a settlement paid, as emitted in `SessionSettled`: with the session's terms (its
+/// provider, royalty recipient and user), every escrow credit is named by the events alone.
+/// `treasury` is the account credited with `feeAmount`: the router's treasury at settlement time.
 struct Settlement {
     uint256 cost;
     uint256 providerAmount;
@@ -79,6 +81,7 @@ struct Settlement {
     uint256 feeAmount;
     uint256 refund;
     uint64 elapsedSeconds;
+    address treasury;
 }
 
 /// @title ISessionRouter

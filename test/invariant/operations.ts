@@ -71,6 +71,7 @@ const OPERATIONS = [
   "deleteBid",
   "advanceTime",
   "settleAgain",
+  "governance",
 ] as const;
 export type OperationName = (typeof OPERATIONS)[number];
 
@@ -120,6 +121,7 @@ export class Operations {
       deleteBid: activeBids > 4 ? 3 : 1,
       advanceTime: 10,
       settleAgain: 3,
+      governance: 3,
     };
   }
 
@@ -807,8 +809,9 @@ export class Operations {
         expected.feeAmount,
         expected.refund,
         expected.elapsedSeconds,
+        expected.treasury,
       ],
-      "settlement (cost, provider, royalty, fee, refund, elapsed)",
+      "settlement (cost, provider, royalty, fee, refund, elapsed, treasury)",
     );
     expect((event.args.receipt as Result).toArray()).to.deep.equal(receiptTuple(receipt), "receipt of SessionSettled");
     expect(event.args.closedBy).to.equal(closedBy.address);
@@ -1022,6 +1025,58 @@ export class Operations {
     if (!(await this.outcome("deleteBid", expected, () => marketplace.connect(caller).deleteBid(bid.bidId, GAS))))
       return;
     bid.active = false;
+  }
+
+  /* GOVERNANCE */
+
+  /**
+   * Governance moves the router's treasury (fees of later settlements go there, and
+   * `SessionSettled` says so), the protocol fee or the royalty cap (both apply to later opens);
+   * now and then out of bounds, or sent by someone who is not the admin.
+   */
+  private async governance(): Promise<void> {
+    const { world, prng: p } = this;
+    const { sessionRouter, modelRegistry } = world.market;
+    const setting = p.pick(["setTreasury", "setProtocolFeeBps", "setMaxRoyaltyBps"] as const);
+    const notAdmin = p.chance(0.05);
+    const caller = notAdmin ? p.pick([world.stranger, ...world.users]) : world.governance;
+    let expected: Revert | undefined;
+    let send: () => Promise<ContractTransactionResponse>;
+    let apply: () => void;
+    if (setting === "setTreasury") {
+      const candidates = world.treasuryCandidates.filter((candidate) => candidate !== world.routerTreasury);
+      const next = p.chance(0.05) ? undefined : p.pick(candidates);
+      const address = next?.address ?? ethers.ZeroAddress;
+      this.note = `${this.label(caller)} sets the router's treasury to ${next ? this.label(next) : "zero"}`;
+      if (!next) expected = { contract: sessionRouter, error: "ZeroAddress", args: [] };
+      send = () => sessionRouter.connect(caller).setTreasury(address, GAS);
+      apply = () => (world.routerTreasury = next!);
+    } else if (setting === "setProtocolFeeBps") {
+      const maximum = 1_000;
+      const fee = p.chance(0.05)
+        ? p.int(maximum + 1, 2 * maximum)
+        : p.pick([0, 100, 250, 500, maximum, p.int(0, maximum)]);
+      this.note = `${this.label(caller)} sets the protocol fee to ${fee} bps`;
+      if (fee > maximum) expected = { contract: sessionRouter, error: "ProtocolFeeTooHigh", args: [fee, maximum] };
+      send = () => sessionRouter.connect(caller).setProtocolFeeBps(fee, GAS);
+      apply = () => (world.params.protocolFeeBps = fee);
+    } else {
+      const maximum = 5_000;
+      const cap = p.chance(0.05)
+        ? p.int(maximum + 1, 2 * maximum)
+        : p.pick([0, 300, 500, 2_000, maximum, p.int(0, maximum)]);
+      this.note = `${this.label(caller)} sets the royalty cap to ${cap} bps`;
+      if (cap > maximum) expected = { contract: modelRegistry, error: "RoyaltyTooHigh", args: [cap, maximum] };
+      send = () => modelRegistry.connect(caller).setMaxRoyaltyBps(cap, GAS);
+      apply = () => (world.params.maxRoyaltyBps = cap);
+    }
+    if (notAdmin) {
+      const contract = setting === "setMaxRoyaltyBps" ? modelRegistry : sessionRouter;
+      expected = { contract, error: "AccessControlUnauthorizedAccount", args: [caller.address, ethers.ZeroHash] };
+      this.note += " (not the admin)";
+    }
+    await this.tick();
+    if (await this.outcome(setting, expected, send)) apply();
   }
 
   /* TIME */

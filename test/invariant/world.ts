@@ -78,6 +78,24 @@ export interface Expected {
   feeAmount: bigint;
   refund: bigint;
   elapsedSeconds: bigint;
+  treasury: string;
+}
+
+/**
+ * Escrow as an indexer sees it: every balance re-derived from the router's and the escrow's events
+ * alone (`SessionOpened` names a session's provider and royalty recipient, `SessionSettled` what
+ * each got and which treasury took the fee, `RefundCredited` and `Claimed` the rest), never from a
+ * view. The checks compare it with `Escrow.balanceOf` and the escrow's token balance.
+ */
+export interface EventLedger {
+  /** The first block not yet applied. */
+  fromBlock: number;
+  /** Claimable balance of each account, as the events say. */
+  balances: Map<string, bigint>;
+  /** Tokens the escrow holds, as the events say: deposits and top-ups in, refunds and claims out. */
+  escrowTokens: bigint;
+  /** Each opened session's provider and royalty recipient, from its `SessionOpened`. */
+  sessions: Map<string, { provider: string; royaltyRecipient: string }>;
 }
 
 export interface Params {
@@ -102,7 +120,13 @@ export interface World {
   /** A name per tracked account ("provider1", "user3"), for failure messages. */
   labels: Map<Address, string>;
   governance: HardhatEthersSigner;
+  /** The marketplace's treasury (bid fees), and the router's until governance moves it. */
   treasury: HardhatEthersSigner;
+  /** The router's treasury now: protocol fees of settlements go here. */
+  routerTreasury: HardhatEthersSigner;
+  /** What governance may make the router's treasury. */
+  treasuryCandidates: HardhatEthersSigner[];
+  ledger: EventLedger;
   providers: ProviderActor[];
   models: ModelActor[];
   users: HardhatEthersSigner[];
@@ -113,7 +137,10 @@ export interface World {
   stakers: HardhatEthersSigner[];
   /** Every account that could ever hold a token, an escrow balance or a stake. */
   accounts: HardhatEthersSigner[];
-  /** Those a settlement credits: providers, model owners, the treasury, and users (a refused refund is credited). */
+  /**
+   * Those a settlement credits: providers, model owners, every account the router's treasury can be,
+   * and users (a refused refund is credited).
+   */
   escrowHolders: Set<HardhatEthersSigner>;
   shadow: Map<Address, AccountShadow>;
   bids: Map<Hex, BidShadow>;
@@ -210,7 +237,7 @@ export async function setUpWorld(): Promise<World> {
     [stranger.address as Address, "stranger"],
   ]);
   const accounts = [...labels.keys()].map((address) => signers.find((s) => s.address === address)!);
-  // Bid fees and protocol fees must land on the one treasury the shadow credits.
+  // Bid fees and protocol fees start on the one treasury the shadow credits.
   if (
     (await market.marketplace.treasury()) !== treasury.address ||
     (await market.sessionRouter.treasury()) !== treasury.address
@@ -241,6 +268,9 @@ export async function setUpWorld(): Promise<World> {
     labels,
     governance,
     treasury,
+    routerTreasury: treasury,
+    treasuryCandidates: [treasury, governance, stranger],
+    ledger: { fromBlock: 0, balances: new Map(), escrowTokens: 0n, sessions: new Map() },
     providers,
     models,
     users,
@@ -248,7 +278,14 @@ export async function setUpWorld(): Promise<World> {
     stranger,
     stakers,
     accounts,
-    escrowHolders: new Set([treasury, ...providers.map((p) => p.provider), ...modelOwners, ...users]),
+    escrowHolders: new Set([
+      treasury,
+      governance,
+      stranger,
+      ...providers.map((p) => p.provider),
+      ...modelOwners,
+      ...users,
+    ]),
     shadow,
     bids,
     sessions: [],
@@ -287,11 +324,11 @@ export function settleShadow(world: World, session: SessionShadow, receipt: Usag
   const refund = session.deposit - cost;
   accountOf(world, session.terms.provider).escrow += split.providerAmount;
   accountOf(world, session.terms.royaltyRecipient).escrow += split.royaltyAmount;
-  accountOf(world, world.treasury.address).escrow += split.feeAmount;
+  accountOf(world, world.routerTreasury.address).escrow += split.feeAmount;
   accountOf(world, session.terms.user).wallet += refund;
   session.status = "settled";
   session.deposit = 0n;
   session.pendingReceipt = undefined;
   world.openCount.set(session.terms.provider, world.openCount.get(session.terms.provider)! - 1);
-  return { cost, ...split, refund, elapsedSeconds };
+  return { cost, ...split, refund, elapsedSeconds, treasury: world.routerTreasury.address };
 }
