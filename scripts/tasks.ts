@@ -35,6 +35,18 @@ function fail(message: string): never {
 const DEPLOYMENT_FLAG_HELP =
   "Path of a deployed_addresses.json (default: ignition/deployments/chain-<chain id>/deployed_addresses.json)";
 
+/** Hardhat's in-process network: what a task runs on when no --network is given. */
+const HARDHAT_NETWORK_NAME = "hardhat";
+
+/**
+ * A task run without --network runs on Hardhat's in-process network: a fresh, empty chain with the
+ * same chain id (31337) as a local node, so Ignition's chain-31337 file points at nothing there.
+ */
+export const IN_PROCESS_NETWORK_MESSAGE =
+  "add --network localhost: without --network the task runs on Hardhat's in-process network, a fresh and " +
+  "empty chain on every run, not on the node `npm start` runs (for another node, name its network, or pass " +
+  "--deployment with the addresses of a market deployed on the in-process network)";
+
 /** The contracts whose governance is `AccessControl`'s DEFAULT_ADMIN_ROLE. */
 export const GOVERNED_CONTRACTS = [
   "Staking",
@@ -69,6 +81,7 @@ export async function connectMarket(
   deploymentPath?: string,
   signer?: HardhatEthersSigner,
 ): Promise<MarketContracts> {
+  if (hre.network.name === HARDHAT_NETWORK_NAME && deploymentPath === undefined) fail(IN_PROCESS_NETWORK_MESSAGE);
   const { deploymentFile, loadMarketAddresses } = await import("../protocol/addresses");
   const abis = await import("../protocol/abis");
   const chainId = Number(await hre.network.provider.request({ method: "eth_chainId" }));

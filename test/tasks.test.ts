@@ -101,6 +101,14 @@ describe("operator tasks", function () {
       );
     });
 
+    it("a task run without --network (the in-process chain) says to add --network localhost", async function () {
+      const { market } = await loadFixture(deployedMarket);
+      const message = await failure("market:provider", { address: market.provider.address });
+      expect(message).to.contain("add --network localhost");
+      expect(message).to.contain("in-process network");
+      expect(message).not.to.contain("no contract at");
+    });
+
     it("a file of another chain (no code at its addresses) fails clearly", async function () {
       await loadFixture(deployedMarket);
       const path = join(tmp, "other-chain.json");

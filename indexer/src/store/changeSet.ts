@@ -1,0 +1,182 @@
+/**
+ * The unit of work of one batch of blocks: entity rows are read into memory (loads issued in the
+ * same tick go to the database as one query per table), changed there by the event handlers, and
+ * written back set-wise by `flush`, inside the caller's transaction.
+ *
+ * With journaling on (unfinalized blocks), the first change of a row in each block records the
+ * row's previous image, so a reorg can put back exactly what those blocks changed.
+ */
+import { sql } from "kysely";
+import { IndexerError } from "../errors.js";
+import { type AnyRow, type Key, type Queryable, deleteRows, keyId, keyOf, loadRows, upsertRows } from "./rows.js";
+import { type EntityName, type EntityRow, entityTables } from "./tables.js";
+
+interface Entry {
+  key: Key;
+  /** Null: the row does not exist (never did, or was removed in this batch). */
+  row: AnyRow | null;
+  dirty: boolean;
+}
+
+interface PendingLoad {
+  key: Key;
+  waiters: { resolve: () => void; reject: (error: unknown) => void }[];
+}
+
+export interface JournalEntry {
+  block: number;
+  table: EntityName;
+  key: string;
+  before: AnyRow | null;
+}
+
+export class ChangeSetError extends IndexerError {}
+
+export class ChangeSet {
+  readonly #db: Queryable;
+  readonly #journaling: boolean;
+  readonly #cache = new Map<EntityName, Map<string, Entry>>();
+  readonly #pending = new Map<EntityName, Map<string, PendingLoad>>();
+  #loadScheduled = false;
+  readonly #journal: JournalEntry[] = [];
+  readonly #journaled = new Set<string>();
+  #block = 0;
+
+  constructor(db: Queryable, options: { journal: boolean }) {
+    this.#db = db;
+    this.#journaling = options.journal;
+  }
+
+  /** The block whose events are being applied: journal entries are filed under it. */
+  atBlock(block: number): void {
+    this.#block = block;
+  }
+
+  /** The row, or undefined when it does not exist. Never mutate it: `put` a new object. */
+  async get<N extends EntityName>(table: N, key: Key): Promise<Readonly<EntityRow<N>> | undefined> {
+    const id = keyId(key);
+    let entry = this.#tableCache(table).get(id);
+    if (entry === undefined) {
+      await this.#load(table, key, id);
+      entry = this.#tableCache(table).get(id)!;
+    }
+    return (entry.row ?? undefined) as EntityRow<N> | undefined;
+  }
+
+  /** Warms the cache; loads requested in the same tick share one query per table. */
+  async prefetch(table: EntityName, key: Key): Promise<void> {
+    await this.get(table, key);
+  }
+
+  /** Inserts or replaces a row. Its key must have been read first (`get`), so the journal knows what was there. */
+  put<N extends EntityName>(table: N, row: EntityRow<N>): void {
+    const key = keyOf(entityTables[table], row);
+    this.#write(table, key, row);
+  }
+
+  /** Removes a row (read first, like `put`). */
+  remove(table: EntityName, key: Key): void {
+    this.#write(table, key, null);
+  }
+
+  get journalEntries(): readonly JournalEntry[] {
+    return this.#journal;
+  }
+
+  /** Writes every changed row and the journal; returns how many rows were written. */
+  async flush(): Promise<number> {
+    let written = 0;
+    for (const [table, entries] of this.#cache) {
+      const upserts: AnyRow[] = [];
+      const removals: Key[] = [];
+      for (const entry of entries.values()) {
+        if (!entry.dirty) continue;
+        if (entry.row === null) removals.push(entry.key);
+        else upserts.push(entry.row);
+      }
+      const spec = entityTables[table];
+      if (removals.length > 0) await deleteRows(this.#db, spec, removals);
+      if (upserts.length > 0) await upsertRows(this.#db, spec, upserts);
+      written += upserts.length + removals.length;
+    }
+    if (this.#journal.length > 0) await writeJournal(this.#db, this.#journal);
+    return written;
+  }
+
+  #tableCache(table: EntityName): Map<string, Entry> {
+    let entries = this.#cache.get(table);
+    if (entries === undefined) this.#cache.set(table, (entries = new Map<string, Entry>()));
+    return entries;
+  }
+
+  #write(table: EntityName, key: Key, row: AnyRow | null): void {
+    const id = keyId(key);
+    const entry = this.#tableCache(table).get(id);
+    if (entry === undefined) {
+      throw new ChangeSetError(`${table} ${id} was written before it was read`, { table, key: id });
+    }
+    if (this.#journaling) {
+      const journalId = `${this.#block}|${table}|${id}`;
+      if (!this.#journaled.has(journalId)) {
+        this.#journaled.add(journalId);
+        this.#journal.push({ block: this.#block, table, key: id, before: entry.row });
+      }
+    }
+    entry.row = row;
+    entry.dirty = true;
+  }
+
+  #load(table: EntityName, key: Key, id: string): Promise<void> {
+    let pendingForTable = this.#pending.get(table);
+    if (pendingForTable === undefined) this.#pending.set(table, (pendingForTable = new Map<string, PendingLoad>()));
+    let pending = pendingForTable.get(id);
+    if (pending === undefined) pendingForTable.set(id, (pending = { key, waiters: [] }));
+    const waiters = pending.waiters;
+    const loaded = new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
+    if (!this.#loadScheduled) {
+      this.#loadScheduled = true;
+      // After every microtask of this tick: the prefetch of a whole batch becomes one query per table.
+      setImmediate(() => void this.#dispatchLoads());
+    }
+    return loaded;
+  }
+
+  async #dispatchLoads(): Promise<void> {
+    this.#loadScheduled = false;
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const [table, loads] of pending) {
+      const spec = entityTables[table];
+      const waiters = [...loads.values()].flatMap((load) => load.waiters);
+      try {
+        const rows = await loadRows(
+          this.#db,
+          spec,
+          [...loads.values()].map((load) => load.key),
+        );
+        const cache = this.#tableCache(table);
+        for (const row of rows) {
+          const key = keyOf(spec, row);
+          const id = keyId(key);
+          if (!cache.has(id)) cache.set(id, { key, row, dirty: false });
+        }
+        for (const [id, load] of loads) if (!cache.has(id)) cache.set(id, { key: load.key, row: null, dirty: false });
+        for (const waiter of waiters) waiter.resolve();
+      } catch (error) {
+        for (const waiter of waiters) waiter.reject(error);
+      }
+    }
+  }
+}
+
+async function writeJournal(db: Queryable, entries: readonly JournalEntry[]): Promise<void> {
+  await sql`
+    INSERT INTO journal (block_number, table_name, key, before)
+    SELECT * FROM unnest(
+      ${entries.map((entry) => entry.block)}::int8[],
+      ${entries.map((entry) => entry.table)}::text[],
+      ${entries.map((entry) => entry.key)}::text[],
+      ${entries.map((entry) => (entry.before === null ? null : JSON.stringify(entry.before)))}::jsonb[]
+    )
+  `.execute(db);
+}

@@ -1,0 +1,95 @@
+/**
+ * Commits one fetched batch of blocks: the handlers' row changes, the reorg journal (unfinalized
+ * blocks), the subscription feed (live blocks) and the checkpoint, all in one transaction. A crash
+ * at any moment leaves either all of a batch or none of it.
+ */
+import { sql } from "kysely";
+import { type HandlerContext, handlerOf } from "../events/handlers.js";
+import type { MarketEvent } from "../events/decode.js";
+import type { Logger } from "../log.js";
+import { ChangeSet } from "../store/changeSet.js";
+import { type BlockRef, insertBlocks, saveCheckpoint } from "../store/chainState.js";
+import type { Db } from "../store/database.js";
+import { type FeedEntry, type FeedKind, appendFeed, pruneFeed } from "../store/feed.js";
+import { pruneFinalized } from "../store/journal.js";
+import type { BlocksTable } from "../store/tables.js";
+
+export interface FetchedBatch {
+  fromBlock: number;
+  toBlock: number;
+  /** Decoded events in chain order. */
+  events: MarketEvent[];
+  /** Timestamps of the blocks whose events need one (and of `end`). */
+  timestamps: ReadonlyMap<number, number>;
+  /** The batch's last block: the checkpoint after this batch. */
+  end: BlockRef;
+  /** Headers to keep for reorg detection: every block of a live batch, the last block of a final one. */
+  headers: readonly BlocksTable[];
+}
+
+export interface CommitOptions {
+  /** Journal before-images of each block above this number (a reorg may undo them). */
+  finalized: number;
+  head: number;
+  /** Live blocks: write subscription feed entries and keep block hashes. */
+  live: boolean;
+  /** PostgreSQL channel to NOTIFY when feed entries were written (null on PGlite). */
+  notifyChannel: string | null;
+  logger: Logger;
+}
+
+export interface CommitResult {
+  events: number;
+  feedEntries: number;
+}
+
+export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOptions): Promise<CommitResult> {
+  return db.transaction().execute(async (tx) => {
+    const journal = batch.toBlock > options.finalized;
+    const rows = new ChangeSet(tx, { journal });
+    const feed: FeedEntry[] = [];
+
+    const timestampOf = (event: MarketEvent) => batch.timestamps.get(event.blockNumber) ?? 0;
+    const prefetches: Promise<unknown>[] = [];
+    for (const event of batch.events) {
+      const prefetch = handlerOf(event)?.prefetch?.(event, rows, timestampOf(event));
+      if (prefetch !== undefined) prefetches.push(prefetch);
+    }
+    await Promise.all(prefetches);
+
+    for (const event of batch.events) {
+      const handler = handlerOf(event);
+      if (handler === undefined) continue;
+      // Only blocks above the finalized one are journaled: older blocks cannot be reorganised.
+      rows.atBlock(event.blockNumber > options.finalized ? event.blockNumber : 0);
+      const context: HandlerContext = {
+        rows,
+        blockTimestamp: timestampOf(event),
+        publish(kind: FeedKind, payload: Record<string, unknown>) {
+          if (options.live) feed.push({ blockNumber: event.blockNumber, blockHash: event.blockHash, kind, payload });
+        },
+        warn(message, context) {
+          options.logger.warn(message, { ...context, block: event.blockNumber, logIndex: event.logIndex });
+        },
+      };
+      await handler.apply(event, context);
+    }
+    await rows.flush();
+    await appendFeed(tx, feed);
+    // The batch's blocks (or, backfilling, its last block): what a later reorg check compares.
+    await insertBlocks(tx, batch.headers);
+    await pruneFinalized(tx, Math.min(options.finalized, batch.end.number));
+    if (options.live) await pruneFeed(tx, options.finalized);
+    await saveCheckpoint(tx, {
+      indexed: batch.end,
+      finalized: Math.min(options.finalized, batch.end.number),
+      head: options.head,
+      realtime: options.live,
+    });
+    if (feed.length > 0 && options.notifyChannel !== null) {
+      // Delivered by PostgreSQL at commit, to every API process listening.
+      await sql`SELECT pg_notify(${options.notifyChannel}, '')`.execute(tx);
+    }
+    return { events: batch.events.length, feedEntries: feed.length };
+  });
+}
