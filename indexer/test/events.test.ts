@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type Hex, decodeEventLog } from "viem";
-import { marketplaceAbi, modelRegistryAbi, providerRegistryAbi, sessionRouterAbi, stakingAbi } from "../../protocol/index.js";
+import {
+  marketplaceAbi,
+  modelRegistryAbi,
+  providerRegistryAbi,
+  sessionRouterAbi,
+  stakingAbi,
+} from "../../protocol/index.js";
 import { type OpenedSession, E18, MarketDriver } from "./helpers/market.js";
 import { backends } from "./helpers/databases.js";
 import { type TestIndexer, startTestIndexer } from "./helpers/indexer.js";
@@ -26,7 +32,20 @@ interface History {
   /** s1: topped up, settled by the operator with a receipt. s2: user close, challenged. s3: user close, finalized. s4: no receipt. s5: open. */
   sessions: OpenedSession[];
   /** SessionSettled arguments as the chain emitted them, by session id. */
-  settled: Map<Hex, { cost: bigint; providerAmount: bigint; royaltyAmount: bigint; feeAmount: bigint; refund: bigint; elapsedSeconds: bigint; closedBy: string; challenged: boolean; outputTokens: bigint }>;
+  settled: Map<
+    Hex,
+    {
+      cost: bigint;
+      providerAmount: bigint;
+      royaltyAmount: bigint;
+      feeAmount: bigint;
+      refund: bigint;
+      elapsedSeconds: bigint;
+      closedBy: string;
+      challenged: boolean;
+      outputTokens: bigint;
+    }
+  >;
   newTreasury: string;
 }
 
@@ -56,16 +75,32 @@ async function scriptHistory(market: MarketDriver): Promise<History> {
 
   // Providers: A with an operator, updated; B without, given one later and back; C registers and leaves.
   await market.registerProvider(providerA!, { operator: operatorA!.address, endpoint: "http://127.0.0.1:1/a" });
-  await market.send(providerA!, addresses.providerRegistry, providerRegistryAbi, "update", ["http://127.0.0.1:1/a2", "ipfs://a2"]);
+  await market.send(providerA!, addresses.providerRegistry, providerRegistryAbi, "update", [
+    "http://127.0.0.1:1/a2",
+    "ipfs://a2",
+  ]);
   await market.registerProvider(providerB!, { endpoint: "http://127.0.0.1:1/b", stake: 120n * E18 });
   await market.send(providerB!, addresses.providerRegistry, providerRegistryAbi, "setOperator", [operatorA!.address]);
-  await market.send(providerB!, addresses.providerRegistry, providerRegistryAbi, "setOperator", ["0x0000000000000000000000000000000000000000"]);
+  await market.send(providerB!, addresses.providerRegistry, providerRegistryAbi, "setOperator", [
+    "0x0000000000000000000000000000000000000000",
+  ]);
   await market.registerProvider(providerC!, { endpoint: "http://127.0.0.1:1/c", stake: 60n * E18 });
 
   // Models: a base model (updated), and an adapter of it that is deregistered.
   const modelId = await market.registerModel(owner!, { name: "base", royaltyBps: 500, tags: ["chat", "small"] });
-  await market.send(owner!, addresses.modelRegistry, modelRegistryAbi, "updateModel", [modelId, 700, "base-v2", "file://base-v2.gguf", ["chat"]]);
-  const adapterId = await market.registerModel(owner!, { name: "adapter", royaltyBps: 100, baseModelId: modelId, stake: false });
+  await market.send(owner!, addresses.modelRegistry, modelRegistryAbi, "updateModel", [
+    modelId,
+    700,
+    "base-v2",
+    "file://base-v2.gguf",
+    ["chat"],
+  ]);
+  const adapterId = await market.registerModel(owner!, {
+    name: "adapter",
+    royaltyBps: 100,
+    baseModelId: modelId,
+    stake: false,
+  });
   await market.send(owner!, addresses.modelRegistry, modelRegistryAbi, "deregisterModel", [adapterId]);
 
   // Bids: A posts and updates; B posts, deletes and posts again (two fees); C posts then leaves.
@@ -103,7 +138,16 @@ async function scriptHistory(market: MarketDriver): Promise<History> {
 
   // Claims: provider A takes its earnings; B leaves its balance in escrow.
   await market.claim(providerA!);
-  return { modelId, adapterId, bidA, bidB, bidC, sessions: [s1, s2, s3, s4, s5], settled, newTreasury: treasury2!.address };
+  return {
+    modelId,
+    adapterId,
+    bidA,
+    bidB,
+    bidC,
+    sessions: [s1, s2, s3, s4, s5],
+    settled,
+    newTreasury: treasury2!.address,
+  };
 }
 
 const SESSION_FIELDS = `
@@ -151,7 +195,7 @@ after(async () => {
 });
 
 for (const backend of backends) {
-  describe(`events and queries on ${backend}`, () => {
+  void describe(`events and queries on ${backend}`, () => {
     let indexer: TestIndexer;
     const accounts = () => market.accounts;
     const ask = <T>(text: string, variables: Record<string, unknown> = {}) => query<T>(indexer.url, text, variables);
@@ -165,7 +209,7 @@ for (const backend of backends) {
       await indexer.dispose();
     });
 
-    test("governance parameters are the last values set", async () => {
+    void test("governance parameters are the last values set", async () => {
       const { parameters } = await ask<{ parameters: { contract: string; name: string; value: string }[] }>(
         "{ parameters { contract name value } }",
       );
@@ -185,7 +229,7 @@ for (const backend of backends) {
       assert.equal(parameters.length, 11);
     });
 
-    test("providers: registration, update, operator changes, deregistration and stake", async () => {
+    void test("providers: registration, update, operator changes, deregistration and stake", async () => {
       const [, providerA, operatorA, providerB, , , , providerC] = accounts();
       const { a, b, c } = await ask<Record<string, Record<string, unknown>>>(
         `query ($a: String!, $b: String!, $c: String!) {
@@ -204,13 +248,23 @@ for (const backend of backends) {
         active: true,
         stake: { staked: (100n * E18).toString(), unbonding: "0", withdrawn: "0" },
       });
-      assert.deepEqual(b, { operator: null, endpoint: "http://127.0.0.1:1/b", active: true, stake: { staked: (120n * E18).toString() } });
+      assert.deepEqual(b, {
+        operator: null,
+        endpoint: "http://127.0.0.1:1/b",
+        active: true,
+        stake: { staked: (120n * E18).toString() },
+      });
       assert.equal(c!.operator, null);
       assert.equal(c!.active, false);
-      assert.deepEqual(c!.stake, { staked: "0", unbonding: "0", withdrawn: (60n * E18).toString(), unlockAt: (c!.stake as { unlockAt: number }).unlockAt });
+      assert.deepEqual(c!.stake, {
+        staked: "0",
+        unbonding: "0",
+        withdrawn: (60n * E18).toString(),
+        unlockAt: (c!.stake as { unlockAt: number }).unlockAt,
+      });
     });
 
-    test("models: base model updated, adapter linked to it and deregistered", async () => {
+    void test("models: base model updated, adapter linked to it and deregistered", async () => {
       const { model } = await ask<{ model: Record<string, unknown> }>(
         `query ($id: String!) { model(id: $id) { id owner baseModelId contentHash royaltyBps name uri tags active
           adapters { items { id name baseModelId active baseModel { id } } } } }`,
@@ -224,11 +278,17 @@ for (const backend of backends) {
       assert.deepEqual(model.tags, ["chat"]);
       assert.equal(model.active, true);
       assert.deepEqual((model.adapters as { items: unknown[] }).items, [
-        { id: history.adapterId, name: "adapter", baseModelId: history.modelId, active: false, baseModel: { id: history.modelId } },
+        {
+          id: history.adapterId,
+          name: "adapter",
+          baseModelId: history.modelId,
+          active: false,
+          baseModel: { id: history.modelId },
+        },
       ]);
     });
 
-    test("bids: posted, updated, deleted and posted again (each post pays the fee of its time)", async () => {
+    void test("bids: posted, updated, deleted and posted again (each post pays the fee of its time)", async () => {
       const { a, b, c } = await ask<Record<string, Record<string, unknown>>>(
         `query ($a: String!, $b: String!, $c: String!) {
           a: bid(id: $a) { providerAddress modelId pricePerSecond pricePerInputToken pricePerOutputToken active feesPaid provider { id } model { name } }
@@ -257,17 +317,28 @@ for (const backend of backends) {
       assert.deepEqual(c, { active: false, feesPaid: (2n * E18).toString() });
     });
 
-    test("sessions: terms as opened, top-ups, close requests, challenges, finalization and settlements", async () => {
-      const [s1, s2, s3, s4, s5] = history.sessions as [OpenedSession, OpenedSession, OpenedSession, OpenedSession, OpenedSession];
+    void test("sessions: terms as opened, top-ups, close requests, challenges, finalization and settlements", async () => {
+      const [s1, s2, s3, s4, s5] = history.sessions as [
+        OpenedSession,
+        OpenedSession,
+        OpenedSession,
+        OpenedSession,
+        OpenedSession,
+      ];
       const get = async (session: OpenedSession) =>
-        (await ask<{ session: SessionJson }>(`query ($id: String!) { session(id: $id) { ${SESSION_FIELDS} } }`, { id: session.sessionId }))
-          .session;
+        (
+          await ask<{ session: SessionJson }>(`query ($id: String!) { session(id: $id) { ${SESSION_FIELDS} } }`, {
+            id: session.sessionId,
+          })
+        ).session;
 
       const one = await get(s1);
       const terms = s1.terms;
       assert.deepEqual(
         Object.fromEntries(Object.keys(terms).map((key) => [key, one.terms[key]])),
-        Object.fromEntries(Object.entries(terms).map(([key, value]) => [key, typeof value === "bigint" ? value.toString() : value])),
+        Object.fromEntries(
+          Object.entries(terms).map(([key, value]) => [key, typeof value === "bigint" ? value.toString() : value]),
+        ),
         "the terms are the event's, field by field",
       );
       assert.equal(one.deposit, (15n * E18).toString());
@@ -323,31 +394,47 @@ for (const backend of backends) {
       assert.equal(open.closeRequest, null);
     });
 
-    test("earnings by role match the escrow's balances, and a claim empties every role", async () => {
+    void test("earnings by role match the escrow's balances, and a claim empties every role", async () => {
       const [governance, providerA, , providerB, owner] = accounts();
       for (const account of [governance!, providerA!, providerB!, owner!, market.accounts[8]!]) {
-        const { earnings } = await ask<{ earnings: { claimable: string; claimed: string; roles: { role: string; claimable: string }[] } }>(
+        const { earnings } = await ask<{
+          earnings: { claimable: string; claimed: string; roles: { role: string; claimable: string }[] };
+        }>(
           `query ($address: String!) { earnings(address: $address) { claimable claimed roles { role earned claimed claimable } } }`,
           { address: account.address },
         );
         assert.equal(earnings.claimable, (await market.escrowBalance(account.address)).toString(), account.address);
       }
-      const { a, b } = await ask<Record<string, { earned: string; claimed: string; claimable: string; roles: { role: string }[] }>>(
+      const { a, b } = await ask<
+        Record<string, { earned: string; claimed: string; claimable: string; roles: { role: string }[] }>
+      >(
         `query ($a: String!, $b: String!) { a: earnings(address: $a) { earned claimed claimable roles { role } } b: earnings(address: $b) { earned claimed claimable roles { role } } }`,
         { a: providerA!.address, b: owner!.address },
       );
       assert.equal(a!.claimable, "0");
       assert.equal(a!.claimed, a!.earned);
-      assert.deepEqual(a!.roles.map((role) => role.role), ["PROVIDER"]);
-      assert.deepEqual(b!.roles.map((role) => role.role), ["MODEL_OWNER"]);
+      assert.deepEqual(
+        a!.roles.map((role) => role.role),
+        ["PROVIDER"],
+      );
+      assert.deepEqual(
+        b!.roles.map((role) => role.role),
+        ["MODEL_OWNER"],
+      );
       const sessionRoyalties = [...history.settled.values()].reduce((sum, s) => sum + s.royaltyAmount, 0n);
       assert.equal(b!.earned, sessionRoyalties.toString());
     });
 
-    test("_meta names the chain, the indexed block and the lag", async () => {
-      const { _meta } = await ask<{ _meta: { chainId: number; block: { number: number; hash: string; timestamp: number }; syncing: boolean; lag: number; deploymentAddress: string } }>(
-        "{ _meta { chainId deploymentAddress block { number hash timestamp } syncing lag } }",
-      );
+    void test("_meta names the chain, the indexed block and the lag", async () => {
+      const { _meta } = await ask<{
+        _meta: {
+          chainId: number;
+          block: { number: number; hash: string; timestamp: number };
+          syncing: boolean;
+          lag: number;
+          deploymentAddress: string;
+        };
+      }>("{ _meta { chainId deploymentAddress block { number hash timestamp } syncing lag } }");
       const head = await market.public.getBlock();
       assert.equal(_meta.chainId, 31337);
       assert.equal(_meta.deploymentAddress, market.addresses.sessionRouter);
@@ -358,8 +445,8 @@ for (const backend of backends) {
       assert.equal(_meta.lag, 0);
     });
 
-    test("session filters: user, provider, model, bid, status, outcome and time ranges", async () => {
-      const [s1, s2, s3, s4, s5] = history.sessions as OpenedSession[];
+    void test("session filters: user, provider, model, bid, status, outcome and time ranges", async () => {
+      const [s1, s2, s3, s4, s5] = history.sessions;
       const ids = async (where: Record<string, unknown>) =>
         (
           await ask<{ sessions: { items: { id: string }[] } }>(
@@ -372,19 +459,31 @@ for (const backend of backends) {
       assert.deepEqual(await ids({ user: user2!.address.toLowerCase() }), [s2!.sessionId, s4!.sessionId]);
       assert.deepEqual(await ids({ provider: providerB!.address }), [s2!.sessionId, s3!.sessionId]);
       assert.deepEqual(await ids({ provider: providerA!.address, user: user2!.address }), [s4!.sessionId]);
-      assert.deepEqual(await ids({ modelId: history.modelId }), history.sessions.map((s) => s.sessionId));
+      assert.deepEqual(
+        await ids({ modelId: history.modelId }),
+        history.sessions.map((s) => s.sessionId),
+      );
       assert.deepEqual(await ids({ modelId: history.adapterId }), []);
       assert.deepEqual(await ids({ bidId: history.bidA }), [s1!.sessionId, s4!.sessionId, s5!.sessionId]);
       assert.deepEqual(await ids({ status: "OPEN" }), [s5!.sessionId]);
-      assert.deepEqual(await ids({ status_in: ["OPEN", "SETTLED"] }), history.sessions.map((s) => s.sessionId));
+      assert.deepEqual(
+        await ids({ status_in: ["OPEN", "SETTLED"] }),
+        history.sessions.map((s) => s.sessionId),
+      );
       assert.deepEqual(await ids({ outcome: "FAILURE" }), [s3!.sessionId]);
       assert.deepEqual(await ids({ outcome: "UNRATED" }), [s4!.sessionId]);
-      const { sessions } = await ask<{ sessions: { items: { id: string; openedAt: number; settlement: { settledAt: number } | null }[] } }>(
-        "{ sessions(orderBy: openedAt) { items { id openedAt settlement { settledAt } } } }",
-      );
+      const { sessions } = await ask<{
+        sessions: { items: { id: string; openedAt: number; settlement: { settledAt: number } | null }[] };
+      }>("{ sessions(orderBy: openedAt) { items { id openedAt settlement { settledAt } } } }");
       const second = sessions.items[1]!;
-      assert.deepEqual(await ids({ openedAfter: second.openedAt }), sessions.items.filter((s) => s.openedAt >= second.openedAt).map((s) => s.id));
-      assert.deepEqual(await ids({ openedBefore: second.openedAt }), sessions.items.filter((s) => s.openedAt < second.openedAt).map((s) => s.id));
+      assert.deepEqual(
+        await ids({ openedAfter: second.openedAt }),
+        sessions.items.filter((s) => s.openedAt >= second.openedAt).map((s) => s.id),
+      );
+      assert.deepEqual(
+        await ids({ openedBefore: second.openedAt }),
+        sessions.items.filter((s) => s.openedAt < second.openedAt).map((s) => s.id),
+      );
       const settledAt = sessions.items.find((s) => s.id === s2!.sessionId)!.settlement!.settledAt;
       assert.deepEqual(
         await ids({ settledAfter: settledAt, settledBefore: settledAt + 1 }),
@@ -392,10 +491,19 @@ for (const backend of backends) {
       );
     });
 
-    test("orders: every sort key both ways, ties broken by id", async () => {
+    void test("orders: every sort key both ways, ties broken by id", async () => {
       const sorted = async (orderBy: string, orderDirection: string) =>
         (
-          await ask<{ sessions: { items: { id: string; openedAt: number; deposit: string; settlement: { cost: string; settledAt: number } | null }[] } }>(
+          await ask<{
+            sessions: {
+              items: {
+                id: string;
+                openedAt: number;
+                deposit: string;
+                settlement: { cost: string; settledAt: number } | null;
+              }[];
+            };
+          }>(
             `query { sessions(orderBy: ${orderBy}, orderDirection: ${orderDirection}) { items { id openedAt deposit settlement { cost settledAt } } } }`,
           )
         ).sessions.items;
@@ -410,28 +518,55 @@ for (const backend of backends) {
           const items = await sorted(orderBy, direction);
           assert.equal(items.length, 5);
           const expected = [...items].sort((a, b) => {
-            const order = keyOf[orderBy]!(a) < keyOf[orderBy]!(b) ? -1 : keyOf[orderBy]!(a) > keyOf[orderBy]!(b) ? 1 : a.id < b.id ? -1 : 1;
+            const order =
+              keyOf[orderBy]!(a) < keyOf[orderBy]!(b)
+                ? -1
+                : keyOf[orderBy]!(a) > keyOf[orderBy]!(b)
+                  ? 1
+                  : a.id < b.id
+                    ? -1
+                    : 1;
             return direction === "asc" ? order : -order;
           });
-          assert.deepEqual(items.map((item) => item.id), expected.map((item) => item.id), `${orderBy} ${direction}`);
+          assert.deepEqual(
+            items.map((item) => item.id),
+            expected.map((item) => item.id),
+            `${orderBy} ${direction}`,
+          );
         }
       }
-      const bids = await ask<{ bids: { items: { pricePerSecond: string }[] } }>("{ bids(orderBy: pricePerSecond, orderDirection: desc) { items { pricePerSecond } } }");
-      assert.deepEqual(bids.bids.items.map((bid) => bid.pricePerSecond), [PRICES_B.perSecond, PRICES_A.perSecond, PRICES_A.perSecond].map(String));
-      const models = await ask<{ models: { items: { name: string }[] } }>("{ models(orderBy: name) { items { name } } }");
-      assert.deepEqual(models.models.items.map((model) => model.name), ["adapter", "base-v2"]);
-      const providers = await ask<{ providers: { items: { id: string }[] } }>("{ providers(orderBy: address, orderDirection: desc) { items { id } } }");
+      const bids = await ask<{ bids: { items: { pricePerSecond: string }[] } }>(
+        "{ bids(orderBy: pricePerSecond, orderDirection: desc) { items { pricePerSecond } } }",
+      );
+      assert.deepEqual(
+        bids.bids.items.map((bid) => bid.pricePerSecond),
+        [PRICES_B.perSecond, PRICES_A.perSecond, PRICES_A.perSecond].map(String),
+      );
+      const models = await ask<{ models: { items: { name: string }[] } }>(
+        "{ models(orderBy: name) { items { name } } }",
+      );
+      assert.deepEqual(
+        models.models.items.map((model) => model.name),
+        ["adapter", "base-v2"],
+      );
+      const providers = await ask<{ providers: { items: { id: string }[] } }>(
+        "{ providers(orderBy: address, orderDirection: desc) { items { id } } }",
+      );
       const addresses = providers.providers.items.map((provider) => provider.id);
       assert.deepEqual(addresses, [...addresses].sort().reverse());
     });
 
-    test("pages: every page boundary, cursors, first: 0 and the last page", async () => {
-      const all = (await ask<{ sessions: { items: { id: string }[] } }>("{ sessions(orderBy: deposit) { items { id } } }")).sessions.items.map((s) => s.id);
+    void test("pages: every page boundary, cursors, first: 0 and the last page", async () => {
+      const all = (
+        await ask<{ sessions: { items: { id: string }[] } }>("{ sessions(orderBy: deposit) { items { id } } }")
+      ).sessions.items.map((s) => s.id);
       for (const size of [1, 2, 3, 5, 6]) {
         const seen: string[] = [];
         let after: string | null = null;
         for (let page = 0; page < 10; page++) {
-          type Page = { sessions: { items: { id: string }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+          type Page = {
+            sessions: { items: { id: string }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
+          };
           const { sessions }: Page = await ask<Page>(
             "query ($first: Int, $after: String) { sessions(orderBy: deposit, first: $first, after: $after) { items { id } pageInfo { hasNextPage endCursor } } }",
             { first: size, after },
@@ -451,36 +586,71 @@ for (const backend of backends) {
       assert.match(bad.errors?.[0]?.message ?? "", /after is not a cursor/);
     });
 
-    test("provider, model and bid filters and the relations between them", async () => {
+    void test("provider, model and bid filters and the relations between them", async () => {
       const [, providerA, operatorA, providerB] = accounts();
-      const active = await ask<{ providers: { items: { id: string }[] } }>("{ providers(where: { active: true }) { items { id } } }");
+      const active = await ask<{ providers: { items: { id: string }[] } }>(
+        "{ providers(where: { active: true }) { items { id } } }",
+      );
       assert.deepEqual(active.providers.items.map((p) => p.id).sort(), [providerA!.address, providerB!.address].sort());
       const byOperator = await ask<{ providers: { items: { id: string }[] } }>(
         `{ providers(where: { operator: "${operatorA!.address}" }) { items { id } } }`,
       );
-      assert.deepEqual(byOperator.providers.items.map((p) => p.id), [providerA!.address]);
-      const adapters = await ask<{ models: { items: { name: string }[] } }>("{ models(where: { isAdapter: true }) { items { name } } }");
-      assert.deepEqual(adapters.models.items.map((m) => m.name), ["adapter"]);
-      const tagged = await ask<{ models: { items: { name: string }[] } }>('{ models(where: { tag: "chat", active: true }) { items { name } } }');
-      assert.deepEqual(tagged.models.items.map((m) => m.name), ["base-v2"]);
+      assert.deepEqual(
+        byOperator.providers.items.map((p) => p.id),
+        [providerA!.address],
+      );
+      const adapters = await ask<{ models: { items: { name: string }[] } }>(
+        "{ models(where: { isAdapter: true }) { items { name } } }",
+      );
+      assert.deepEqual(
+        adapters.models.items.map((m) => m.name),
+        ["adapter"],
+      );
+      const tagged = await ask<{ models: { items: { name: string }[] } }>(
+        '{ models(where: { tag: "chat", active: true }) { items { name } } }',
+      );
+      assert.deepEqual(
+        tagged.models.items.map((m) => m.name),
+        ["base-v2"],
+      );
       const bids = await ask<{ bids: { items: { id: string }[] } }>(
         `query ($model: String!) { bids(where: { modelId: $model, active: true }, orderBy: postedBlock) { items { id } } }`,
         { model: history.modelId },
       );
-      assert.deepEqual(bids.bids.items.map((b) => b.id), [history.bidA, history.bidB]);
-      const nested = await ask<{ provider: { bids: { items: { id: string; sessions: { items: { id: string; provider: { id: string }; bid: { id: string }; model: { id: string } }[] } }[] } } }>(
+      assert.deepEqual(
+        bids.bids.items.map((b) => b.id),
+        [history.bidA, history.bidB],
+      );
+      const nested = await ask<{
+        provider: {
+          bids: {
+            items: {
+              id: string;
+              sessions: {
+                items: { id: string; provider: { id: string }; bid: { id: string }; model: { id: string } }[];
+              };
+            }[];
+          };
+        };
+      }>(
         `query ($id: String!) { provider(id: $id) { bids { items { id sessions(where: { status: SETTLED }) { items { id provider { id } bid { id } model { id } } } } } } }`,
         { id: providerA!.address },
       );
       const bid = nested.provider.bids.items[0]!;
       assert.equal(bid.id, history.bidA);
-      assert.deepEqual(bid.sessions.items.map((s) => s.id), [history.sessions[0]!.sessionId, history.sessions[3]!.sessionId]);
+      assert.deepEqual(
+        bid.sessions.items.map((s) => s.id),
+        [history.sessions[0]!.sessionId, history.sessions[3]!.sessionId],
+      );
       for (const session of bid.sessions.items) {
-        assert.deepEqual([session.provider.id, session.bid.id, session.model.id], [providerA!.address, history.bidA, history.modelId]);
+        assert.deepEqual(
+          [session.provider.id, session.bid.id, session.model.id],
+          [providerA!.address, history.bidA, history.modelId],
+        );
       }
     });
 
-    test("bad arguments are refused with the argument named", async () => {
+    void test("bad arguments are refused with the argument named", async () => {
       for (const [text, pattern] of [
         ['{ provider(id: "0x1234") { id } }', /id is not an address/],
         ['{ model(id: "tiny") { id } }', /id is not a 32-byte hex id/],

@@ -50,28 +50,35 @@ export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOp
     const feed: FeedEntry[] = [];
 
     const timestampOf = (event: MarketEvent) => batch.timestamps.get(event.blockNumber) ?? 0;
-    const prefetches: Promise<unknown>[] = [];
-    for (const event of batch.events) {
-      const prefetch = handlerOf(event)?.prefetch?.(event, rows, timestampOf(event));
-      if (prefetch !== undefined) prefetches.push(prefetch);
-    }
-    await Promise.all(prefetches);
+    const eventHandlers = batch.events.map(handlerOf);
 
-    for (const event of batch.events) {
-      const handler = handlerOf(event);
+    // Every row the batch will read, loaded set-wise before the handlers run one by one.
+    const prefetches: Promise<unknown>[] = [];
+    batch.events.forEach((event, index) => {
+      const prefetch = eventHandlers[index]?.prefetch?.(event, rows, timestampOf(event));
+      if (prefetch instanceof Promise) prefetches.push(prefetch);
+    });
+    await Promise.all(prefetches);
+    await rows.settled();
+
+    let current = batch.events[0]!;
+    const context = {
+      rows,
+      blockTimestamp: 0,
+      publish(kind: FeedKind, payload: Record<string, unknown>) {
+        if (options.live) feed.push({ blockNumber: current.blockNumber, blockHash: current.blockHash, kind, payload });
+      },
+      warn(message: string, fields: Record<string, unknown>) {
+        options.logger.warn(message, { ...fields, block: current.blockNumber, logIndex: current.logIndex });
+      },
+    } satisfies HandlerContext;
+    for (const [index, event] of batch.events.entries()) {
+      const handler = eventHandlers[index];
       if (handler === undefined) continue;
+      current = event;
+      context.blockTimestamp = timestampOf(event);
       // Only blocks above the finalized one are journaled: older blocks cannot be reorganised.
       rows.atBlock(event.blockNumber > options.finalized ? event.blockNumber : 0);
-      const context: HandlerContext = {
-        rows,
-        blockTimestamp: timestampOf(event),
-        publish(kind: FeedKind, payload: Record<string, unknown>) {
-          if (options.live) feed.push({ blockNumber: event.blockNumber, blockHash: event.blockHash, kind, payload });
-        },
-        warn(message, context) {
-          options.logger.warn(message, { ...context, block: event.blockNumber, logIndex: event.logIndex });
-        },
-      };
       await handler.apply(event, context);
     }
     await rows.flush();

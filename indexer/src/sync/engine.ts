@@ -190,6 +190,7 @@ export class SyncEngine {
         from,
         to: finalTarget,
         concurrency: config.sync.concurrency,
+        maxCommitEvents: config.sync.maxCommitEvents,
         signal,
         commit: async (batch) => {
           await this.#commit(batch, { finalized: finalTarget, head, live: false });
