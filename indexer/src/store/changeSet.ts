@@ -98,6 +98,15 @@ export class ChangeSet {
     this.#write(table, key, null);
   }
 
+  /** The rows of `table` changed so far: the new row, or null where it was removed. */
+  changed<N extends EntityName>(table: N): { key: Key; row: Readonly<EntityRow<N>> | null }[] {
+    const entries = this.#cache.get(table);
+    if (entries === undefined) return [];
+    return [...entries.values()]
+      .filter((entry) => entry.dirty)
+      .map((entry) => ({ key: entry.key, row: entry.row as EntityRow<N> | null }));
+  }
+
   get journalEntries(): readonly JournalEntry[] {
     return this.#journal;
   }

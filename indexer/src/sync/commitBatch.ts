@@ -6,7 +6,9 @@
 import { sql } from "kysely";
 import { type HandlerContext, handlerOf } from "../events/handlers.js";
 import type { MarketEvent } from "../events/decode.js";
+import type { RankingConfig } from "../config.js";
 import type { Logger } from "../log.js";
+import { markRankingsStale, modelsChangedBy, refreshRankings } from "../ranking/materialized.js";
 import { ChangeSet } from "../store/changeSet.js";
 import { type BlockRef, insertBlocks, saveCheckpoint } from "../store/chainState.js";
 import type { Db } from "../store/database.js";
@@ -35,6 +37,8 @@ export interface CommitOptions {
   live: boolean;
   /** PostgreSQL channel to NOTIFY when feed entries were written (null on PGlite). */
   notifyChannel: string | null;
+  /** Live batches recompute the stored rankings they affect; backfill batches mark them stale. */
+  ranking: RankingConfig;
   logger: Logger;
 }
 
@@ -82,6 +86,16 @@ export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOp
       await handler.apply(event, context);
     }
     await rows.flush();
+    if (options.live) {
+      const models = await modelsChangedBy(tx, rows);
+      await refreshRankings(tx, models, {
+        config: options.ranking,
+        chainNow: batch.end.timestamp,
+        block: batch.end.number,
+      });
+    } else {
+      await markRankingsStale(tx);
+    }
     await appendFeed(tx, feed);
     // The batch's blocks (or, backfilling, its last block): what a later reorg check compares.
     await insertBlocks(tx, batch.headers);

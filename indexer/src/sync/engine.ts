@@ -17,6 +17,7 @@ import { readChainState, resetChainState, saveHead } from "../store/chainState.j
 import type { Db } from "../store/database.js";
 import type { FeedSignal } from "../store/feed.js";
 import { MigrationError } from "../store/migrations.js";
+import { refreshRankings } from "../ranking/materialized.js";
 import { ChainReplacedError, type ExpectedChain, replacedBecause } from "./chainIdentity.js";
 import { type CommitOptions, type FetchedBatch, commitBatch } from "./commitBatch.js";
 import { findDeploymentBlock } from "./deploymentBlock.js";
@@ -74,6 +75,8 @@ export class SyncEngine {
   readonly #progress: BackfillProgress;
   readonly #rate = new RateMeter();
   #lastSavedHead = -1;
+  /** Set at start, after a backfill and after probes: every stored ranking is recomputed next cycle. */
+  #rankingsOutdated = true;
 
   constructor(options: SyncEngineOptions) {
     this.#options = options;
@@ -167,6 +170,25 @@ export class SyncEngine {
     return this.#rate.perSecond();
   }
 
+  /** New probe results: rankings are recomputed at the next cycle (here, not in the prober, so writes stay in order). */
+  rankingsChanged(): void {
+    this.#rankingsOutdated = true;
+    this.#wakeup.wake();
+  }
+
+  async #refreshAllRankings(): Promise<void> {
+    const { db, config } = this.#options;
+    await db.transaction().execute(async (tx) => {
+      const state = (await readChainState(tx))!;
+      await refreshRankings(tx, "all", {
+        config: config.ranking,
+        chainNow: state.indexed_timestamp,
+        block: state.indexed_number,
+      });
+    });
+    this.#rankingsOutdated = false;
+  }
+
   /** Wakes the loop now (a new head is known). */
   poke(): void {
     this.#wakeup.wake();
@@ -198,7 +220,9 @@ export class SyncEngine {
         },
       });
       this.#progress.finish();
+      this.#rankingsOutdated = true;
     }
+    if (this.#rankingsOutdated) await this.#refreshAllRankings();
     this.status.phase = "realtime";
     await followToHead(realtime, head);
     if (head !== this.#lastSavedHead) {
@@ -217,6 +241,7 @@ export class SyncEngine {
       confirmations: config.chain.confirmations,
       batchBlocks: config.sync.realtimeBatchBlocks,
       logger,
+      ranking: config.ranking,
       commit: (batch, { finalized, head }) => this.#commit(batch, { finalized, head, live: true }),
       assertSameChain: async () => {
         const state = (await readChainState(db))!;
@@ -234,7 +259,12 @@ export class SyncEngine {
   async #commit(batch: FetchedBatch, options: Pick<CommitOptions, "finalized" | "head" | "live">): Promise<void> {
     const { db, metrics, logger, notifyChannel } = this.#options;
     const stopTimer = metrics.batchSeconds.startTimer();
-    const result = await commitBatch(db, batch, { ...options, notifyChannel, logger });
+    const result = await commitBatch(db, batch, {
+      ...options,
+      notifyChannel,
+      logger,
+      ranking: this.#options.config.ranking,
+    });
     stopTimer();
     metrics.eventsTotal.inc(result.events);
     this.#rate.add(result.events);
