@@ -11,7 +11,7 @@ import type { RankingConfig } from "../config.js";
 import type { ChangeSet } from "../store/changeSet.js";
 import type { Queryable } from "../store/rows.js";
 import { firstDayOf, loadCandidates } from "./rankings.js";
-import { type PartName, type RankedProvider, type RankingMetrics, rankCandidates } from "./score.js";
+import { type RankedProvider, type RankingMetrics, rankCandidates } from "./score.js";
 
 /** A fingerprint of the settings a ranking depends on: rows computed with others are not served. */
 export function rankingSettings(config: RankingConfig): string {
