@@ -81,6 +81,28 @@ export interface History {
   toBlock: number;
 }
 
+/** Market events on the chain from `fromBlock`, counted from the logs in small ranges. */
+async function countMarketEvents(url: string, addresses: LocalMarket["addresses"], fromBlock: number): Promise<number> {
+  const head = Number(await rpc(url, "eth_blockNumber"));
+  const market = [
+    addresses.staking,
+    addresses.providerRegistry,
+    addresses.modelRegistry,
+    addresses.marketplace,
+    addresses.sessionRouter,
+    addresses.escrow,
+  ];
+  const requests: RpcRequest[] = [];
+  for (let start = fromBlock; start <= head; start += 5) {
+    requests.push({
+      method: "eth_getLogs",
+      params: [{ address: market, fromBlock: toHex(start), toBlock: toHex(Math.min(head, start + 4)) }],
+    });
+  }
+  const results = await rpcBatch(url, requests, 10);
+  return results.reduce((total: number, logs) => total + (logs as unknown[]).length, 0);
+}
+
 export async function generateHistory(market: LocalMarket, options: HistoryOptions): Promise<History> {
   const url = market.rpcUrl;
   const { addresses } = market;
@@ -106,7 +128,19 @@ export async function generateHistory(market: LocalMarket, options: HistoryOptio
         nonces.set(tx.from, nonce + 1);
         requests.push({
           method: "eth_sendTransaction",
-          params: [{ from: tx.from, to: tx.to, data: tx.data, gas: toHex(tx.gas), nonce: toHex(nonce) }],
+          // Explicit gas, nonce and fees: the node estimates nothing (its fee estimation alone made
+          // sending a hundred times slower, and grew its memory by gigabytes).
+          params: [
+            {
+              from: tx.from,
+              to: tx.to,
+              data: tx.data,
+              gas: toHex(tx.gas),
+              nonce: toHex(nonce),
+              maxFeePerGas: toHex(100n * 10n ** 9n),
+              maxPriorityFeePerGas: "0x0",
+            },
+          ],
         });
       }
       await rpcBatch(url, requests);
@@ -179,7 +213,7 @@ export async function generateHistory(market: LocalMarket, options: HistoryOptio
   providers.forEach((provider, index) => {
     setup.push(call(provider, addresses.token, marketTokenAbi, "approve", [addresses.staking, MAX]));
     setup.push(call(provider, addresses.token, marketTokenAbi, "approve", [addresses.marketplace, MAX]));
-    setup.push(call(provider, addresses.staking, stakingAbi, "stake", [100n * E18 + BigInt(index) * E18]));
+    setup.push(call(provider, addresses.staking, stakingAbi, "stake", [100n * E18 + BigInt(index % 100) * E18]));
     setup.push(
       call(provider, addresses.providerRegistry, providerRegistryAbi, "register", [
         `http://127.0.0.1:1/p${index}`,
@@ -272,34 +306,32 @@ export async function generateHistory(market: LocalMarket, options: HistoryOptio
   await send(closes);
   events += closes.length;
 
-  // Price updates until the history is large enough.
-  const updates: Tx[] = [];
-  for (let round = 1; events + updates.length < options.targetEvents; round++) {
-    for (const [index, provider] of providers.entries()) {
-      if (events + updates.length >= options.targetEvents) break;
-      const bidId = `0x${((BigInt(provider) << 96n) | (BigInt(modelId) & ((1n << 96n) - 1n))).toString(16).padStart(64, "0")}`;
-      updates.push(
-        call(
-          provider,
-          addresses.marketplace,
-          marketplaceAbi,
-          "updateBid",
-          [
-            bidId,
-            {
-              perSecond: 10n ** 12n + BigInt(index) * 10n ** 9n + BigInt(round),
-              perInputToken: 10n ** 9n,
-              perOutputToken: 4n * 10n ** 9n,
-            },
-          ],
-          80_000n,
-        ),
-      );
+  // Price updates until the chain holds enough market events (counted from its logs, not assumed).
+  const bidIds = providers.map(
+    (provider) =>
+      `0x${((BigInt(provider) << 96n) | (BigInt(modelId) & ((1n << 96n) - 1n))).toString(16).padStart(64, "0")}` as Hex,
+  );
+  let round = 0;
+  for (events = await countMarketEvents(url, addresses, fromBlock); events < options.targetEvents;) {
+    const updates: Tx[] = [];
+    while (events + updates.length < options.targetEvents) {
+      round++;
+      providers.forEach((provider, index) => {
+        if (events + updates.length >= options.targetEvents) return;
+        const prices = {
+          perSecond: 10n ** 12n + BigInt(index) * 10n ** 9n + BigInt(round),
+          perInputToken: 10n ** 9n,
+          perOutputToken: 4n * 10n ** 9n,
+        };
+        updates.push(
+          call(provider, addresses.marketplace, marketplaceAbi, "updateBid", [bidIds[index], prices], 80_000n),
+        );
+      });
     }
+    options.log(`updating bids ${updates.length} times`);
+    await send(updates);
+    events = await countMarketEvents(url, addresses, fromBlock);
   }
-  options.log(`updating bids ${updates.length} times`);
-  await send(updates);
-  events += updates.length;
   await rpc(url, "evm_setAutomine", [true]);
   const toBlock = Number(await rpc(url, "eth_blockNumber"));
   return { modelId, events, blocks: toBlock - fromBlock + 1, fromBlock, toBlock };

@@ -33,8 +33,13 @@ export interface CommitOptions {
   /** Journal before-images of each block above this number (a reorg may undo them). */
   finalized: number;
   head: number;
-  /** Live blocks: write subscription feed entries and keep block hashes. */
-  live: boolean;
+  /**
+   * - `backfill`: final blocks in bulk;
+   * - `catchUp`: unfinalized blocks before the indexer first reached the head (after a start);
+   * - `live`: at the head. Only live batches publish to subscribers and recompute the stored
+   *   rankings they affect; the others mark stored rankings stale (recomputed once caught up).
+   */
+  mode: "backfill" | "catchUp" | "live";
   /** PostgreSQL channel to NOTIFY when feed entries were written (null on PGlite). */
   notifyChannel: string | null;
   /** Live batches recompute the stored rankings they affect; backfill batches mark them stale. */
@@ -48,6 +53,7 @@ export interface CommitResult {
 }
 
 export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOptions): Promise<CommitResult> {
+  const live = options.mode === "live";
   return db.transaction().execute(async (tx) => {
     const journal = batch.toBlock > options.finalized;
     const rows = new ChangeSet(tx, { journal });
@@ -70,7 +76,7 @@ export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOp
       rows,
       blockTimestamp: 0,
       publish(kind: FeedKind, payload: Record<string, unknown>) {
-        if (options.live) feed.push({ blockNumber: current.blockNumber, blockHash: current.blockHash, kind, payload });
+        if (live) feed.push({ blockNumber: current.blockNumber, blockHash: current.blockHash, kind, payload });
       },
       warn(message: string, fields: Record<string, unknown>) {
         options.logger.warn(message, { ...fields, block: current.blockNumber, logIndex: current.logIndex });
@@ -86,7 +92,7 @@ export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOp
       await handler.apply(event, context);
     }
     await rows.flush();
-    if (options.live) {
+    if (live) {
       const models = await modelsChangedBy(tx, rows);
       await refreshRankings(tx, models, {
         config: options.ranking,
@@ -100,12 +106,12 @@ export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOp
     // The batch's blocks (or, backfilling, its last block): what a later reorg check compares.
     await insertBlocks(tx, batch.headers);
     await pruneFinalized(tx, Math.min(options.finalized, batch.end.number));
-    if (options.live) await pruneFeed(tx, options.finalized);
+    if (live) await pruneFeed(tx, options.finalized);
     await saveCheckpoint(tx, {
       indexed: batch.end,
       finalized: Math.min(options.finalized, batch.end.number),
       head: options.head,
-      realtime: options.live,
+      realtime: options.mode !== "backfill",
     });
     if (feed.length > 0 && options.notifyChannel !== null) {
       // Delivered by PostgreSQL at commit, to every API process listening.

@@ -75,8 +75,10 @@ export class SyncEngine {
   readonly #progress: BackfillProgress;
   readonly #rate = new RateMeter();
   #lastSavedHead = -1;
-  /** Set at start, after a backfill and after probes: every stored ranking is recomputed next cycle. */
-  #rankingsOutdated = true;
+  /** Probes reported: every stored ranking is recomputed at the end of the next cycle. */
+  #rankingsOutdated = false;
+  /** The head was reached since start: batches are live (published, rankings recomputed as they go). */
+  #reachedHead = false;
 
   constructor(options: SyncEngineOptions) {
     this.#options = options;
@@ -89,10 +91,11 @@ export class SyncEngine {
     this.#progress = new BackfillProgress({ logger: options.logger, tty: options.tty });
   }
 
-  /** True once the indexed block is within `api.readyLagBlocks` of the head. */
+  /** True once the head was reached (rankings ready) and the indexed block is within `api.readyLagBlocks` of it. */
   get caughtUp(): boolean {
     return (
       this.status.phase === "realtime" &&
+      this.#reachedHead &&
       this.status.head - this.status.indexed <= this.#options.config.api.readyLagBlocks
     );
   }
@@ -215,16 +218,18 @@ export class SyncEngine {
         maxCommitEvents: config.sync.maxCommitEvents,
         signal,
         commit: async (batch) => {
-          await this.#commit(batch, { finalized: finalTarget, head, live: false });
+          await this.#commit(batch, { finalized: finalTarget, head, mode: "backfill" });
           this.#progress.update(batch.toBlock, batch.events.length);
         },
       });
       this.#progress.finish();
-      this.#rankingsOutdated = true;
     }
-    if (this.#rankingsOutdated) await this.#refreshAllRankings();
     this.status.phase = "realtime";
     await followToHead(realtime, head);
+    // At the head: from now on batches are live. Rankings left stale by the catch-up (or changed
+    // by probes) are recomputed once, here.
+    if (!this.#reachedHead || this.#rankingsOutdated) await this.#refreshAllRankings();
+    this.#reachedHead = true;
     if (head !== this.#lastSavedHead) {
       await saveHead(db, head);
       this.#lastSavedHead = head;
@@ -242,7 +247,8 @@ export class SyncEngine {
       batchBlocks: config.sync.realtimeBatchBlocks,
       logger,
       ranking: config.ranking,
-      commit: (batch, { finalized, head }) => this.#commit(batch, { finalized, head, live: true }),
+      commit: (batch, { finalized, head }) =>
+        this.#commit(batch, { finalized, head, mode: this.#reachedHead ? "live" : "catchUp" }),
       assertSameChain: async () => {
         const state = (await readChainState(db))!;
         const reason = await replacedBecause(rpc, state, this.#options.expected);
@@ -256,7 +262,7 @@ export class SyncEngine {
     };
   }
 
-  async #commit(batch: FetchedBatch, options: Pick<CommitOptions, "finalized" | "head" | "live">): Promise<void> {
+  async #commit(batch: FetchedBatch, options: Pick<CommitOptions, "finalized" | "head" | "mode">): Promise<void> {
     const { db, metrics, logger, notifyChannel } = this.#options;
     const stopTimer = metrics.batchSeconds.startTimer();
     const result = await commitBatch(db, batch, {
@@ -307,6 +313,7 @@ export class SyncEngine {
     );
     this.#updateStatus(parentRef.number, parentRef.number, parentRef.number);
     this.#lastSavedHead = -1;
+    this.#reachedHead = false;
     logger.info("indexing from the deployment", { startBlock, chainId: expected.chainId });
   }
 }
