@@ -309,7 +309,7 @@ export async function generateHistory(market: LocalMarket, options: HistoryOptio
   // Price updates until the chain holds enough market events (counted from its logs, not assumed).
   const bidIds = providers.map(
     (provider) =>
-      `0x${((BigInt(provider) << 96n) | (BigInt(modelId) & ((1n << 96n) - 1n))).toString(16).padStart(64, "0")}` as Hex,
+      `0x${((BigInt(provider) << 96n) | (BigInt(modelId) & ((1n << 96n) - 1n))).toString(16).padStart(64, "0")}`,
   );
   let round = 0;
   for (events = await countMarketEvents(url, addresses, fromBlock); events < options.targetEvents;) {
