@@ -136,7 +136,9 @@ export async function startIndexer(config: IndexerConfig, options: RunOptions = 
         }),
     });
     const url = await listen(app, config, options);
-    const prober = config.probes.enabled ? new HealthProber({ db, ...config.probes, logger, metrics }) : undefined;
+    const prober = config.probes.enabled
+      ? new HealthProber({ db, ...config.probes, logger, metrics, onRound: () => running.rankingsChanged() })
+      : undefined;
     prober?.start();
     const done = engine.run();
     done.catch(() => undefined); // observed by whoever awaits `done`; never an unhandled rejection
