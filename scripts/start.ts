@@ -35,6 +35,7 @@ import { choosePorts } from "./market/ports";
 import { PrefixedOutput } from "./market/prefixed-output";
 import { type ManagedProcess, ProcessGroup, describeExit } from "./market/processes";
 import { agentConfig, indexerConfig, writeYamlConfig } from "./market/service-configs";
+import { marketSummary } from "./market/summary";
 import { WaitTimeoutError, httpStatus, waitUntil } from "./market/wait";
 
 const ROOT = join(__dirname, "..");
@@ -49,6 +50,8 @@ const ACCOUNT = { governance: 0, provider: 1, operator: 2, demoConsumer: 3, your
 const DEMO_PRICES = { perSecond: 10n ** 12n, perInputToken: 10n ** 9n, perOutputToken: 4n * 10n ** 9n };
 /** The agent's cache of model files' sha256 in its data dir (provider-agent/src/agent.ts). */
 const MODEL_HASH_CACHE = "model-hashes.json";
+/** How often a long compile says it is still at it. */
+const COMPILE_TICK_MS = 20_000;
 const AGENT_READY_TIMEOUT_MS = 10 * 60_000; // a large MODEL_PATH takes a while to hash and load
 const INDEXER_READY_TIMEOUT_MS = 2 * 60_000;
 
@@ -128,6 +131,7 @@ class LocalMarketRun {
   readonly abort = new AbortController();
   readonly group: ProcessGroup;
   private interruptWith: (error: Error) => void = () => undefined;
+  private readonly cleanups: (() => void)[] = [];
   /** Rejects when the run must end early: a stop request or a process that died. */
   readonly interrupted: Promise<never>;
 
@@ -160,8 +164,6 @@ class LocalMarketRun {
     this.output.line(text);
   }
 
-  private readonly cleanups: (() => void)[] = [];
-
   /** Runs `cleanup` once every process has stopped. */
   onStopped(cleanup: () => void): void {
     this.cleanups.push(cleanup);
@@ -188,7 +190,9 @@ async function compileContracts(run: LocalMarketRun): Promise<void> {
     oneShot: true,
     formatLogs: false,
   });
-  const status = await run.guard(compile.exited);
+  const started = performance.now();
+  const ticker = setInterval(() => run.say(`still compiling (${seconds(started)})…`), COMPILE_TICK_MS);
+  const status = await run.guard(compile.exited).finally(() => clearInterval(ticker));
   if (status.code !== 0)
     throw new StartError(`compiling the contracts failed (${describeExit(status)}); the compiler's output is above`);
 }
@@ -376,42 +380,28 @@ async function startMarket(run: LocalMarketRun, options: StartOptions): Promise<
   if (consumerExit.code !== 0)
     throw new StartError(`the consumer's flow failed (${describeExit(consumerExit)}); its lines are above`);
 
-  const yours = accounts[ACCOUNT.yours];
-  const cliEnv = [
-    `MARKET_RPC_URL=${node.rpcUrl}`,
-    `MARKET_INDEXER_URL=${indexerUrl}/graphql`,
-    `MARKET_PRIVATE_KEY=${yours.privateKey}`,
-    `MARKET_STORE_DIR=${shown(join(runDir, "sessions"))}`,
-    ...(defaultInstance ? [] : [`MARKET_DEPLOYMENT=${shown(deploymentFile)}`]),
-  ];
   run.say(
-    [
-      "",
-      `== the market is running (started in ${seconds(started)})`,
-      `  RPC             ${node.rpcUrl} (chain ${node.chainId}; websocket ${node.wsUrl})`,
-      `  GraphQL         ${indexerUrl}/graphql (GraphiQL in a browser); ${indexerUrl}/ready, ${indexerUrl}/metrics`,
-      `  provider agent  ${agentUrl}: API docs ${agentUrl}/docs, metrics ${agentUrl}/metrics, health ${agentUrl}/health`,
-      `  model           ${model.name} ${modelId}`,
-      `  bid             ${bidIdOf(provider, modelId)}`,
-      `  contracts       ${shown(deploymentFile)}`,
-      `  run dir         ${shown(runDir)} (agent.yaml, indexer.yaml, data, logs/)`,
-      "  accounts        Hardhat's public dev keys, never for a real network:",
-      `    ${ACCOUNT.governance} governance and treasury ${accounts[ACCOUNT.governance].address}`,
-      `    ${ACCOUNT.provider} provider                ${provider}   ${ACCOUNT.operator} its operator ${accounts[ACCOUNT.operator].address}`,
-      `    ${ACCOUNT.demoConsumer} the consumer above      ${accounts[ACCOUNT.demoConsumer].address}`,
-      `    ${ACCOUNT.yours} yours to try            ${yours.address} (1,000,000 tokens)`,
-      "",
-      "try it from another terminal:",
-      `  export ${cliEnv.join(" \\\n         ")}`,
-      "  npx market models",
-      `  npx market rank ${model.name}`,
-      `  npx market chat ${model.name} "Hello there"`,
-      "  npx market sessions",
-      "  npx market close <session id>",
-      "  npx market balance",
-      `  npx hardhat --network localhost market:provider --address ${provider}${defaultInstance ? "" : `   (with LOCALHOST_RPC_URL=${node.rpcUrl} and --deployment ${shown(deploymentFile)})`}`,
-      "",
-    ].join("\n"),
+    marketSummary({
+      startedIn: seconds(started),
+      rpcUrl: node.rpcUrl,
+      wsUrl: node.wsUrl,
+      chainId: node.chainId,
+      indexerUrl,
+      agentUrl,
+      model: { name: model.name, id: modelId },
+      bidId: bidIdOf(provider, modelId),
+      deploymentFile: shown(deploymentFile),
+      runDir: shown(runDir),
+      sessionStoreDir: shown(join(runDir, "sessions")),
+      defaultDeployment: defaultInstance,
+      accounts: {
+        governance: accounts[ACCOUNT.governance].address,
+        provider,
+        operator: accounts[ACCOUNT.operator].address,
+        demoConsumer: accounts[ACCOUNT.demoConsumer].address,
+        yours: accounts[ACCOUNT.yours],
+      },
+    }),
   );
 }
 
