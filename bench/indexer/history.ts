@@ -193,7 +193,7 @@ export async function generateHistory(market: LocalMarket, options: HistoryOptio
   // Providers: impersonated, funded, staked, registered with the shared operator, one bid each.
   const providers = Array.from(
     { length: options.providers },
-    (_, index) => `0x${(0x1000_0000n + BigInt(index)).toString(16).padStart(40, "0")}`,
+    (_, index): Address => `0x${(0x1000_0000n + BigInt(index)).toString(16).padStart(40, "0")}`,
   );
   await rpcBatch(
     url,
@@ -308,7 +308,7 @@ export async function generateHistory(market: LocalMarket, options: HistoryOptio
 
   // Price updates until the chain holds enough market events (counted from its logs, not assumed).
   const bidIds = providers.map(
-    (provider) =>
+    (provider): Hex =>
       `0x${((BigInt(provider) << 96n) | (BigInt(modelId) & ((1n << 96n) - 1n))).toString(16).padStart(64, "0")}`,
   );
   let round = 0;

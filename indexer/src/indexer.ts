@@ -95,6 +95,7 @@ export async function startIndexer(config: IndexerConfig, options: RunOptions = 
   const addresses = resolveAddresses(config, chainId);
   const database = await openDatabase(databaseTarget(config));
   try {
+    await database.lockWriter();
     await migrateToLatest(database.db, database.schema);
     const feedSignal = new FeedSignal();
     const notifyChannel = database.target.kind === "postgres" ? feedChannel(database.schema) : null;

@@ -76,6 +76,24 @@ for (const backend of backends) {
       }
     });
 
+    void test("a second writer is refused", async () => {
+      await database.lockWriter();
+      const { url, schema, dataDir } = testDatabase.config;
+      await assert.rejects(
+        (async () => {
+          const second = await openDatabase(
+            url === undefined ? { kind: "pglite", dataDir } : { kind: "postgres", url, schema },
+          );
+          try {
+            await second.lockWriter();
+          } finally {
+            await second.close();
+          }
+        })(),
+        /in use by process|another indexer is writing to schema/,
+      );
+    });
+
     void test("migrating again changes nothing", async () => {
       await migrateToLatest(database.db, database.schema);
     });
