@@ -262,7 +262,8 @@ async function startMarket(run: LocalMarketRun, options: StartOptions): Promise<
   const runDir = options.runDir ?? join(ROOT, "cache", defaultInstance ? "market" : `market-${rpc.port}`);
   forgetLastChain(runDir);
 
-  const served = options.modelPath ? ggufModelServing(options.modelPath) : undefined;
+  // npm runs scripts from the project's root; a relative MODEL_PATH means where the user was.
+  const served = options.modelPath ? ggufModelServing(options.modelPath, process.env.INIT_CWD) : undefined;
   const nodeLog = join(runDir, "logs", "hardhat-node.log");
   const nodeStarted = performance.now();
   const [, model, node] = await run.guard(

@@ -10,6 +10,7 @@
  *     --store-dir cache/market/consumer --model 0x…
  */
 import { parseArgs } from "node:util";
+import { APIError } from "openai";
 import type { Hex } from "viem";
 import {
   type MarketClient,
@@ -181,7 +182,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error: unknown) => {
-    if (error instanceof DemoError || error instanceof MarketError) {
+    if (error instanceof DemoError || error instanceof MarketError || error instanceof APIError) {
       const hint = error instanceof MarketError && error.hint ? ` (${error.hint})` : "";
       process.stderr.write(`the consumer failed: ${error.message}${hint}\n`);
     } else {

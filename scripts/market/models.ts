@@ -43,9 +43,12 @@ export function tinyModelServing(path: string): ServedModel {
   };
 }
 
-/** A user's GGUF (MODEL_PATH), checked to be a readable file; served with all cores and the GPU if any. */
-export function ggufModelServing(modelPath: string): ServedModel {
-  const path = resolve(modelPath);
+/**
+ * A user's GGUF (MODEL_PATH, relative to `baseDir`: where the user ran `npm start`, which npm says in
+ * INIT_CWD), checked to be a readable file; served with all cores and the GPU if any.
+ */
+export function ggufModelServing(modelPath: string, baseDir = process.cwd()): ServedModel {
+  const path = resolve(baseDir, modelPath);
   let size: number;
   try {
     const stat = statSync(path);
@@ -54,7 +57,7 @@ export function ggufModelServing(modelPath: string): ServedModel {
   } catch (error) {
     if (error instanceof ModelFileError) throw error;
     throw new ModelFileError(
-      `MODEL_PATH=${modelPath} cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"}): give the path of a GGUF file, or unset MODEL_PATH to serve the tiny test model`,
+      `MODEL_PATH=${modelPath} (${path}) cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"}): give the path of a GGUF file, or unset MODEL_PATH to serve the tiny test model`,
     );
   }
   if (size === 0) throw new ModelFileError(`MODEL_PATH=${modelPath} is empty`);
