@@ -1,6 +1,7 @@
 import "@nomicfoundation/hardhat-toolbox";
 import { subtask, type HardhatUserConfig } from "hardhat/config";
-import { TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD } from "hardhat/builtin-tasks/task-names";
+import { TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, TASK_TEST_GET_TEST_FILES } from "hardhat/builtin-tasks/task-names";
+import { join, sep } from "node:path";
 import "./scripts/tasks";
 
 const SOLC_VERSION = "0.8.28";
@@ -23,6 +24,14 @@ subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, (args: { solcVersion: string }) =>
     version: args.solcVersion,
     longVersion: bundled,
   });
+});
+
+// test/e2e/ is the end-to-end suite: ESM, run by Node's test runner (`npm run test:e2e`), not by
+// Hardhat's CommonJS mocha. Left out of `hardhat test` (and coverage) unless named explicitly.
+const E2E_TESTS = join(__dirname, "test", "e2e") + sep;
+subtask(TASK_TEST_GET_TEST_FILES).setAction(async (args: { testFiles: string[] }, _hre, runSuper) => {
+  const files = (await runSuper(args)) as string[];
+  return args.testFiles.length > 0 ? files : files.filter((file) => !file.startsWith(E2E_TESTS));
 });
 
 const privateKey = process.env.DEPLOYER_PRIVATE_KEY;

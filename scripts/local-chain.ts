@@ -14,8 +14,13 @@ import type { Address, Hex } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { type MarketAddresses, loadMarketAddresses } from "../protocol/addresses";
 
-const ROOT = join(__dirname, "..");
-const HARDHAT_CLI = require.resolve("hardhat/internal/cli/bootstrap.js");
+// `__filename`, not `__dirname`: an ES module importing this file under tsx gets it as a data: URL
+// module, where __dirname reads "data:text" but __filename is the real path.
+const SCRIPTS = dirname(__filename);
+const ROOT = join(SCRIPTS, "..");
+export const HARDHAT_CLI = require.resolve("hardhat/internal/cli/bootstrap.js");
+/** Preloaded into long-running children: they stop when this process goes away (see the file). */
+export const EXIT_WITH_PARENT = join(SCRIPTS, "market", "exit-with-parent.cjs");
 export const LOCAL_CHAIN_ID = 31337;
 /** Hardhat's well-known development mnemonic: its keys are public, never use them on a real network. */
 export const HARDHAT_MNEMONIC = "test test test test test test test test test test test junk";
@@ -93,20 +98,38 @@ function tail(path: string, lines = 20): string {
   }
 }
 
+export interface SpawnHardhatOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Where its output goes (appended); default: this process's stdout and stderr. */
+  logFile?: string;
+  /** Stops it when this process exits, even by SIGKILL (`exit-with-parent.cjs` on a stdin pipe). */
+  exitWithParent?: boolean;
+  /** Its own process group: a Ctrl-C on the terminal reaches only this process, which stops it. */
+  detached?: boolean;
+  /** Kills it (SIGTERM) when aborted. */
+  signal?: AbortSignal;
+}
+
 /** Runs the Hardhat CLI as a child of this process (never through npx: no shell, exact argv). */
-export function spawnHardhat(args: string[], options: { env?: NodeJS.ProcessEnv; logFile?: string } = {}) {
-  let stdio: "inherit" | ["ignore", number, number] = "inherit";
+export function spawnHardhat(args: string[], options: SpawnHardhatOptions = {}) {
+  const stdin = options.exitWithParent ? "pipe" : "ignore";
+  let stdio: [typeof stdin, "inherit" | number, "inherit" | number] = [stdin, "inherit", "inherit"];
   let log: number | undefined;
   if (options.logFile !== undefined) {
     mkdirSync(dirname(options.logFile), { recursive: true });
     log = openSync(options.logFile, "a");
-    stdio = ["ignore", log, log];
+    stdio = [stdin, log, log];
   }
-  const child = spawn(process.execPath, [HARDHAT_CLI, ...args], {
+  const preload = options.exitWithParent ? ["--require", EXIT_WITH_PARENT] : [];
+  const child = spawn(process.execPath, [...preload, HARDHAT_CLI, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio,
+    detached: options.detached ?? false,
+    ...(options.signal ? { signal: options.signal } : {}),
   });
+  // An aborted spawn emits "error" (AbortError); whoever awaits `exited` sees the exit instead.
+  child.on("error", () => undefined);
   if (log !== undefined) closeSync(log);
   return child;
 }
@@ -147,6 +170,10 @@ export interface HardhatNodeOptions {
   port?: number;
   /** Where the node's output goes (default: a file in the OS temp dir). */
   logFile?: string;
+  /** Stop the node when this process exits, even by SIGKILL (default true): no orphan nodes. */
+  exitWithParent?: boolean;
+  /** Run the node in its own process group (`npm start` stops it itself on Ctrl-C). */
+  detached?: boolean;
 }
 
 /** Starts `hardhat node` and resolves once it answers JSON-RPC. */
@@ -157,7 +184,11 @@ export async function startHardhatNode(options: HardhatNodeOptions = {}): Promis
   const logFile = options.logFile ?? join(tmpdir(), `hardhat-node-${port}-${process.pid}.log`);
   writeFileSync(logFile, "");
   const rpcUrl = `http://${host}:${port}`;
-  const child = spawnHardhat(["node", "--hostname", host, "--port", String(port)], { logFile });
+  const child = spawnHardhat(["node", "--hostname", host, "--port", String(port)], {
+    logFile,
+    exitWithParent: options.exitWithParent ?? true,
+    detached: options.detached ?? false,
+  });
   let exitCode: number | null | undefined;
   child.once("exit", (code) => (exitCode = code));
 
@@ -205,6 +236,8 @@ export interface DeployOptions {
   /** LocalMarket module parameters overriding ignition/parameters/localhost.json (e.g. `{ challengeWindow: 60 }`). */
   parameters?: Record<string, string | number | boolean>;
   logFile?: string;
+  /** Stops the deployment (kills Ignition) when aborted. */
+  signal?: AbortSignal;
 }
 
 /** Deploys LocalMarket with Ignition's CLI on the node at `rpcUrl`. */
@@ -234,10 +267,14 @@ export async function deployLocalMarket(rpcUrl: string, options: DeployOptions =
       "--parameters",
       parametersFile,
     ],
-    { env: { LOCALHOST_RPC_URL: rpcUrl }, logFile: options.logFile ?? join(tmpdir(), `ignition-${deploymentId}.log`) },
+    {
+      env: { LOCALHOST_RPC_URL: rpcUrl },
+      logFile: options.logFile ?? join(tmpdir(), `ignition-${deploymentId}.log`),
+      exitWithParent: true,
+      ...(options.signal ? { signal: options.signal } : {}),
+    },
   );
-  const code = await exited(child);
-  rmSync(parametersFile, { force: true });
+  const code = await exited(child).finally(() => rmSync(parametersFile, { force: true }));
   if (code !== 0) {
     throw new LocalChainError(
       `Ignition could not deploy LocalMarket on ${rpcUrl} (exit ${code ?? "signal"}):\n${tail(options.logFile ?? join(tmpdir(), `ignition-${deploymentId}.log`))}`,

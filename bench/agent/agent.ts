@@ -26,6 +26,7 @@ import {
   TINY_SHAPE,
   writeLlamaTestModel,
 } from "../../provider-agent/src/models/gguf/test-llama.js";
+import { agentHttpTarget } from "./agent-http.js";
 import { type BenchTarget, type Measurement, measure } from "./measure.js";
 import { type TargetOptions, directTarget, engineTarget, llamaServerTarget } from "./targets.js";
 
@@ -46,15 +47,14 @@ const MODELS: readonly BenchModel[] = [
 const PROMPT = "The market matches GPU owners with people who need inference.";
 
 /**
- * HOOK for the agent's HTTP layer: return a target that streams the same requests through the running
- * agent's OpenAI-compatible API (`POST /v1/completions` with `stream: true`, `temperature: 0`, the
- * prompt and `max_tokens` given to `run`, counting tokens from the final `usage`), e.g. by starting
- * the app in process on port 0 with `options.modelPath` as its only model. Return undefined to skip;
- * when it returns a target, its numbers replace the engine's in the final JSON line.
+ * The agent's HTTP layer: the same requests streamed through a whole agent's OpenAI-compatible API
+ * (`POST /v1/completions`, `stream: true`, `temperature: 0`, the prompt and `max_tokens` given to
+ * `run`, tokens counted from the final `usage`), started in process on port 0 with
+ * `options.modelPath` as its only model and a real session on a local chain (agent-http.ts). Its
+ * numbers replace the engine's in the final JSON line.
  */
-// eslint-disable-next-line @typescript-eslint/require-await -- a stub until the HTTP layer fills it in
-async function measureAgentHttp(_llama: Llama, _options: TargetOptions): Promise<BenchTarget | undefined> {
-  return undefined;
+function measureAgentHttp(llama: Llama, options: TargetOptions): Promise<BenchTarget | undefined> {
+  return agentHttpTarget(llama, options);
 }
 
 interface ModelReport {

@@ -108,6 +108,8 @@ export const configSchema = z
         maxChunkBlocks: positiveInt.default(10_000),
         /** Logs per eth_getLogs the chunk size aims at. */
         targetLogsPerRequest: positiveInt.default(2_500),
+        /** Most events committed in one transaction when fetched batches are waiting (backfill). */
+        maxCommitEvents: positiveInt.default(20_000),
         /** Headers per step when following the head. */
         realtimeBatchBlocks: positiveInt.default(100),
         rpcTimeoutMs: positiveInt.default(30_000),
@@ -127,7 +129,8 @@ export const configSchema = z
         maxDepth: positiveInt.default(10),
         maxAliases: positiveInt.default(30),
         maxTokens: positiveInt.default(3_000),
-        maxCost: positiveInt.default(20_000),
+        /** graphql-armor's cost estimate (it counts list sizes): a backstop behind maxNodes. */
+        maxCost: positiveInt.default(1_000_000),
         /** Most list items a query may ask for, multiplying nested `first`s. */
         maxNodes: positiveInt.default(50_000),
         /** /ready answers 200 when the indexer is within this many blocks of the head. */

@@ -95,6 +95,7 @@ export async function startIndexer(config: IndexerConfig, options: RunOptions = 
   const addresses = resolveAddresses(config, chainId);
   const database = await openDatabase(databaseTarget(config));
   try {
+    await database.lockWriter();
     await migrateToLatest(database.db, database.schema);
     const feedSignal = new FeedSignal();
     const notifyChannel = database.target.kind === "postgres" ? feedChannel(database.schema) : null;
@@ -136,7 +137,9 @@ export async function startIndexer(config: IndexerConfig, options: RunOptions = 
         }),
     });
     const url = await listen(app, config, options);
-    const prober = config.probes.enabled ? new HealthProber({ db, ...config.probes, logger, metrics }) : undefined;
+    const prober = config.probes.enabled
+      ? new HealthProber({ db, ...config.probes, logger, metrics, onRound: () => running.rankingsChanged() })
+      : undefined;
     prober?.start();
     const done = engine.run();
     done.catch(() => undefined); // observed by whoever awaits `done`; never an unhandled rejection

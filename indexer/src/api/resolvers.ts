@@ -5,6 +5,7 @@
 import { GraphQLError, GraphQLScalarType, Kind } from "graphql";
 import type { IndexerConfig } from "../config.js";
 import { EARNINGS_ROLES } from "../events/handlers.js";
+import { storedRankings } from "../ranking/materialized.js";
 import { providerRankings } from "../ranking/rankings.js";
 import type { RankedProvider } from "../ranking/score.js";
 import type { ChainState } from "../store/chainState.js";
@@ -216,6 +217,10 @@ export const resolvers = {
       const windowSeconds = args.window ?? config.ranking.windowSeconds;
       if (!Number.isInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > 366 * 86_400) {
         throw badInput(`window must be between 1 and ${366 * 86_400} seconds (got ${windowSeconds})`, "window");
+      }
+      if (windowSeconds === config.ranking.windowSeconds) {
+        const stored = await storedRankings(db, modelId, first, config.ranking);
+        if (stored !== undefined) return stored;
       }
       const sync = await context.deps.sync();
       const chainNow = sync?.state.indexed_timestamp ?? Math.floor(Date.now() / 1000);

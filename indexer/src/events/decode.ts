@@ -5,13 +5,11 @@
  */
 import {
   type Abi,
-  type AbiParameter,
   type Address,
   type ContractEventName,
   type GetEventArgs,
   type Hex,
   type RpcLog,
-  decodeAbiParameters,
   getAddress,
   toEventSelector,
 } from "viem";
@@ -25,6 +23,7 @@ import {
   stakingAbi,
 } from "../../../protocol/index.js";
 import { IndexerError } from "../errors.js";
+import { compileParameters, compileTopic } from "./abiDecoder.js";
 
 /** The contracts whose events the indexer follows (the token's transfers are not market events). */
 export const marketAbis = {
@@ -67,8 +66,8 @@ export class LogDecodeError extends IndexerError {}
 interface EventDecoder {
   contract: ContractName;
   name: string;
-  indexed: readonly AbiParameter[];
-  data: readonly AbiParameter[];
+  topics: { name: string; decode: (topic: Hex) => unknown }[];
+  data: (hex: Hex) => Record<string, unknown>;
 }
 
 /** Decodes the logs of one deployment; logs of other addresses or unknown events are an error. */
@@ -87,8 +86,10 @@ export class MarketLogDecoder {
         bySelector.set(toEventSelector(item), {
           contract,
           name: item.name,
-          indexed: item.inputs.filter((input) => input.indexed),
-          data: item.inputs.filter((input) => !input.indexed),
+          topics: item.inputs
+            .filter((input) => input.indexed)
+            .map((input) => ({ name: input.name!, decode: compileTopic(input) })),
+          data: compileParameters(item.inputs.filter((input) => !input.indexed)),
         });
       }
       this.#byAddress.set(address.toLowerCase(), bySelector);
@@ -106,15 +107,14 @@ export class MarketLogDecoder {
         selector,
       });
     }
-    const args: Record<string, unknown> = {};
+    let args: Record<string, unknown>;
     try {
-      decoder.indexed.forEach((input, index) => {
-        const topic = log.topics[index + 1];
-        if (topic === undefined) throw new Error(`topic ${index + 1} missing`);
-        args[input.name!] = decodeAbiParameters([input], topic)[0];
+      args = decoder.data(log.data);
+      decoder.topics.forEach((topic, index) => {
+        const value = log.topics[index + 1];
+        if (value === undefined) throw new Error(`topic ${index + 1} is missing`);
+        args[topic.name] = topic.decode(value);
       });
-      const values = decodeAbiParameters(decoder.data, log.data);
-      decoder.data.forEach((input, index) => (args[input.name!] = values[index]));
     } catch (error) {
       throw new LogDecodeError(
         `cannot decode ${decoder.contract}.${decoder.name} (log ${position.logIndex} of block ${position.blockNumber})`,

@@ -25,8 +25,12 @@ export interface HandlerContext {
 export interface EventHandler<C extends ContractName, N extends EventName<C>> {
   /** The handler reads its block's timestamp: the fetcher must get that block's header. */
   needsTimestamp?: boolean;
-  /** `blockTimestamp` is the block's time for handlers that declare `needsTimestamp`, else 0. */
-  prefetch?(event: MarketEvent<C, N>, rows: ChangeSet, blockTimestamp: number): Promise<unknown>;
+  /**
+   * Names the rows `apply` will read (`rows.want`), or loads them itself (returning the promise)
+   * when what to load depends on a loaded row. `blockTimestamp` is the block's time for handlers
+   * that declare `needsTimestamp`.
+   */
+  prefetch?(event: MarketEvent<C, N>, rows: ChangeSet, blockTimestamp: number): unknown;
   apply(event: MarketEvent<C, N>, context: HandlerContext): Promise<void>;
 }
 
@@ -49,7 +53,7 @@ function parameter<C extends ContractName, N extends EventName<C>>(
   value: (event: MarketEvent<C, N>) => bigint | number | string,
 ): EventHandler<C, N> {
   return {
-    prefetch: (_event, rows) => rows.prefetch("parameters", [contract, name]),
+    prefetch: (_event, rows) => rows.want("parameters", [contract, name]),
     async apply(event, { rows }) {
       await rows.get("parameters", [contract, name]);
       rows.put("parameters", { contract, name, value: String(value(event)), updated_block: event.blockNumber });
@@ -104,14 +108,14 @@ async function treasuryOf(rows: ChangeSet, settlement: object): Promise<Address 
 export const handlers: HandlerTable = {
   staking: {
     Staked: {
-      prefetch: (event, rows) => rows.prefetch("stakes", [event.args.account]),
+      prefetch: (event, rows) => rows.want("stakes", [event.args.account]),
       async apply({ args, blockNumber }, { rows }) {
         const stake = await stakeOf(rows, args.account);
         rows.put("stakes", { ...stake, staked: args.staked.toString(), updated_block: blockNumber });
       },
     },
     UnstakeRequested: {
-      prefetch: (event, rows) => rows.prefetch("stakes", [event.args.account]),
+      prefetch: (event, rows) => rows.want("stakes", [event.args.account]),
       async apply({ args, blockNumber }, { rows }) {
         const stake = await stakeOf(rows, args.account);
         rows.put("stakes", {
@@ -124,7 +128,7 @@ export const handlers: HandlerTable = {
       },
     },
     Withdrawn: {
-      prefetch: (event, rows) => rows.prefetch("stakes", [event.args.account]),
+      prefetch: (event, rows) => rows.want("stakes", [event.args.account]),
       async apply({ args, blockNumber }, { rows }) {
         const stake = await stakeOf(rows, args.account);
         rows.put("stakes", {
@@ -143,7 +147,7 @@ export const handlers: HandlerTable = {
 
   providerRegistry: {
     ProviderRegistered: {
-      prefetch: (event, rows) => rows.prefetch("providers", [event.args.provider]),
+      prefetch: (event, rows) => rows.want("providers", [event.args.provider]),
       async apply({ args, blockNumber }, { rows }) {
         const existing = await rows.get("providers", [args.provider]);
         rows.put("providers", {
@@ -158,7 +162,7 @@ export const handlers: HandlerTable = {
       },
     },
     ProviderUpdated: {
-      prefetch: (event, rows) => rows.prefetch("providers", [event.args.provider]),
+      prefetch: (event, rows) => rows.want("providers", [event.args.provider]),
       async apply({ args, blockNumber }, { rows, warn }) {
         const provider = await rows.get("providers", [args.provider]);
         if (!provider) {
@@ -174,7 +178,7 @@ export const handlers: HandlerTable = {
       },
     },
     OperatorSet: {
-      prefetch: (event, rows) => rows.prefetch("providers", [event.args.provider]),
+      prefetch: (event, rows) => rows.want("providers", [event.args.provider]),
       async apply({ args, blockNumber }, { rows, warn }) {
         const provider = await rows.get("providers", [args.provider]);
         if (!provider) {
@@ -185,7 +189,7 @@ export const handlers: HandlerTable = {
       },
     },
     ProviderDeregistered: {
-      prefetch: (event, rows) => rows.prefetch("providers", [event.args.provider]),
+      prefetch: (event, rows) => rows.want("providers", [event.args.provider]),
       async apply({ args, blockNumber }, { rows, warn }) {
         const provider = await rows.get("providers", [args.provider]);
         if (!provider) {
@@ -204,7 +208,7 @@ export const handlers: HandlerTable = {
 
   modelRegistry: {
     ModelRegistered: {
-      prefetch: (event, rows) => rows.prefetch("models", [event.args.modelId]),
+      prefetch: (event, rows) => rows.want("models", [event.args.modelId]),
       async apply({ args, blockNumber }, { rows }) {
         const existing = await rows.get("models", [args.modelId]);
         rows.put("models", {
@@ -223,7 +227,7 @@ export const handlers: HandlerTable = {
       },
     },
     ModelUpdated: {
-      prefetch: (event, rows) => rows.prefetch("models", [event.args.modelId]),
+      prefetch: (event, rows) => rows.want("models", [event.args.modelId]),
       async apply({ args, blockNumber }, { rows, warn }) {
         const model = await rows.get("models", [args.modelId]);
         if (!model) {
@@ -241,7 +245,7 @@ export const handlers: HandlerTable = {
       },
     },
     ModelDeregistered: {
-      prefetch: (event, rows) => rows.prefetch("models", [event.args.modelId]),
+      prefetch: (event, rows) => rows.want("models", [event.args.modelId]),
       async apply({ args, blockNumber }, { rows, warn }) {
         const model = await rows.get("models", [args.modelId]);
         if (!model) {
@@ -260,7 +264,7 @@ export const handlers: HandlerTable = {
 
   marketplace: {
     BidPosted: {
-      prefetch: (event, rows) => rows.prefetch("bids", [event.args.bidId]),
+      prefetch: (event, rows) => rows.want("bids", [event.args.bidId]),
       async apply(event, { rows, publish }) {
         const { args, blockNumber } = event;
         const existing = await rows.get("bids", [args.bidId]);
@@ -281,7 +285,7 @@ export const handlers: HandlerTable = {
       },
     },
     BidUpdated: {
-      prefetch: (event, rows) => rows.prefetch("bids", [event.args.bidId]),
+      prefetch: (event, rows) => rows.want("bids", [event.args.bidId]),
       async apply(event, { rows, publish, warn }) {
         const { args, blockNumber } = event;
         const existing = await rows.get("bids", [args.bidId]);
@@ -301,7 +305,7 @@ export const handlers: HandlerTable = {
       },
     },
     BidDeleted: {
-      prefetch: (event, rows) => rows.prefetch("bids", [event.args.bidId]),
+      prefetch: (event, rows) => rows.want("bids", [event.args.bidId]),
       async apply(event, { rows, publish, warn }) {
         const { args, blockNumber } = event;
         const existing = await rows.get("bids", [args.bidId]);
@@ -323,7 +327,7 @@ export const handlers: HandlerTable = {
 
   sessionRouter: {
     SessionOpened: {
-      prefetch: (event, rows) => rows.prefetch("sessions", [event.args.sessionId]),
+      prefetch: (event, rows) => rows.want("sessions", [event.args.sessionId]),
       async apply(event, { rows, publish, warn }) {
         const { args, blockNumber, transactionHash } = event;
         const { terms } = args;
@@ -384,7 +388,7 @@ export const handlers: HandlerTable = {
       },
     },
     SessionToppedUp: {
-      prefetch: (event, rows) => rows.prefetch("sessions", [event.args.sessionId]),
+      prefetch: (event, rows) => rows.want("sessions", [event.args.sessionId]),
       async apply({ args }, { rows, warn }) {
         const session = await rows.get("sessions", [args.sessionId]);
         if (!session) {
@@ -400,7 +404,7 @@ export const handlers: HandlerTable = {
       },
     },
     SessionCloseRequested: {
-      prefetch: (event, rows) => rows.prefetch("sessions", [event.args.sessionId]),
+      prefetch: (event, rows) => rows.want("sessions", [event.args.sessionId]),
       async apply({ args }, { rows, warn }) {
         const session = await rows.get("sessions", [args.sessionId]);
         if (!session) {
@@ -421,17 +425,13 @@ export const handlers: HandlerTable = {
       needsTimestamp: true,
       async prefetch(event, rows, blockTimestamp) {
         const { args } = event;
-        const [session] = await Promise.all([
-          rows.get("sessions", [args.sessionId]),
-          rows.prefetch("providers", [args.provider]),
-          rows.prefetch("balances", [args.provider, "provider"]),
-          rows.prefetch("parameters", ["sessionRouter", "treasury"]),
-        ]);
+        rows.want("providers", [args.provider]);
+        rows.want("balances", [args.provider, "provider"]);
+        rows.want("parameters", ["sessionRouter", "treasury"]);
+        const session = await rows.get("sessions", [args.sessionId]);
         if (!session) return;
-        await Promise.all([
-          rows.prefetch("balances", [session.royalty_recipient, "model_owner"]),
-          prefetchSettlementAggregates(rows, session, blockTimestamp),
-        ]);
+        rows.want("balances", [session.royalty_recipient, "model_owner"]);
+        prefetchSettlementAggregates(rows, session, blockTimestamp);
       },
       async apply(event, context) {
         const { args, blockNumber, transactionHash } = event;
@@ -489,8 +489,9 @@ export const handlers: HandlerTable = {
 
   escrow: {
     Claimed: {
-      prefetch: (event, rows) =>
-        Promise.all(EARNINGS_ROLES.map((role) => rows.prefetch("balances", [event.args.account, role]))),
+      prefetch: (event, rows) => {
+        for (const role of EARNINGS_ROLES) rows.want("balances", [event.args.account, role]);
+      },
       async apply({ args }, { rows, warn }) {
         // A claim always takes the whole balance, so it empties every role's part of it.
         let claimable = 0n;
@@ -510,7 +511,7 @@ export const handlers: HandlerTable = {
       },
     },
     RefundCredited: {
-      prefetch: (event, rows) => rows.prefetch("balances", [event.args.user, "refund"]),
+      prefetch: (event, rows) => rows.want("balances", [event.args.user, "refund"]),
       async apply({ args }, { rows }) {
         await credit(rows, args.user, "refund", args.amount);
       },

@@ -22,12 +22,10 @@ export function countsForRanking(session: SessionRow, operator: string | null): 
   return session.user_address !== session.provider && session.user_address !== operator;
 }
 
-export async function prefetchSettlementAggregates(rows: ChangeSet, session: SessionRow, settledAt: number) {
+export function prefetchSettlementAggregates(rows: ChangeSet, session: SessionRow, settledAt: number): void {
   const day = dayOf(settledAt);
-  await Promise.all([
-    rows.prefetch("provider_days", [session.model_id, session.provider, day]),
-    rows.prefetch("consumer_days", [session.model_id, session.provider, session.user_address, day]),
-  ]);
+  rows.want("provider_days", [session.model_id, session.provider, day]);
+  rows.want("consumer_days", [session.model_id, session.provider, session.user_address, day]);
 }
 
 /** Adds a settled session to the aggregates (a no-op for sessions that do not count). */

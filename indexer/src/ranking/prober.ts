@@ -18,6 +18,8 @@ export interface ProberOptions {
   concurrency: number;
   logger: Logger;
   metrics: Metrics;
+  /** Called after each round of probes (the writer then recomputes the stored rankings). */
+  onRound?: () => void;
   /** Injectable for tests. */
   fetch?: typeof fetch;
 }
@@ -95,6 +97,7 @@ export class HealthProber {
           last_ok = EXCLUDED.last_ok, last_latency_ms = EXCLUDED.last_latency_ms, last_error = EXCLUDED.last_error
       `.execute(db);
     }
+    if (results.length > 0) this.#options.onRound?.();
   }
 
   async probe(endpoint: string): Promise<ProbeResult> {

@@ -2,10 +2,10 @@
  * The ranking formula of docs/ranking.md, as a pure function of each candidate's aggregates: no
  * database, no clock. The test recomputes it independently from raw sessions.
  *
- * Each metric is put on a common scale within the model (a z-score across the model's candidates),
- * quality metrics are shrunk toward the model's mean by how much independent evidence a provider
- * has, each z becomes a part in (0, 1) through the logistic function, and the score is the
- * weighted mean of the parts.
+ * Each metric is put on a common scale within the model (a robust z-score across the model's
+ * candidates: median and median absolute deviation, clipped to ±3), quality metrics are shrunk
+ * toward the model's median by how much independent evidence a provider has, each z becomes a
+ * part in (0, 1) through the logistic function, and the score is the weighted mean of the parts.
  */
 import type { RankingConfig, RankingWeights } from "../config.js";
 
@@ -58,7 +58,7 @@ export interface RankingMetrics {
   /** evidence / (evidence + priorStrength): how far quality parts move from the model's mean. */
   credibility: number;
   stake: number;
-  /** Price of the reference workload: 1,000 output tokens (and their input), time priced at the provider's speed. */
+  /** Price of the reference workload: 1,000 output tokens and their input, generated at the model's typical speed. */
   pricePer1kTokens: number;
   uptime: number | null;
   probes: number;
@@ -106,7 +106,11 @@ function weightedMoments(weight: number, sum: number, squareSum: number) {
   return { mean, stdDev: Math.sqrt(Math.max(0, squareSum / weight - mean * mean)) };
 }
 
-/** A candidate's metrics; `modelTps` prices time for providers with no speed measured. */
+/**
+ * A candidate's metrics. `modelTps` is the model's typical speed: time-priced bids are priced for
+ * the time the reference workload takes at that speed, the same for everyone, so a provider's own
+ * (consumer-reported, fakeable) speed never lowers its price — speed counts in `throughput`.
+ */
 export function metricsOf(data: CandidateData, config: RankingConfig, modelTps: number): RankingMetrics {
   const tps = weightedMoments(data.successfulPaid, data.tpsSum, data.tpsSquareSum);
   const ttft = weightedMoments(data.successfulPaid, data.ttftSum, data.ttftSquareSum);
@@ -115,11 +119,10 @@ export function metricsOf(data: CandidateData, config: RankingConfig, modelTps: 
     ttft.mean !== null && ttft.mean > 0 ? ttft.stdDev / ttft.mean : null,
   ].filter((value): value is number => value !== null);
   const evidence = data.consumerPaidSquareSum > 0 ? (data.paid * data.paid) / data.consumerPaidSquareSum : 0;
-  const speed = tps.mean !== null && tps.mean > 0 ? tps.mean : modelTps;
   const pricePer1kTokens =
     1000 * Number(data.pricePerOutputToken) +
     1000 * config.inputTokensPerOutputToken * Number(data.pricePerInputToken) +
-    (1000 / speed) * Number(data.pricePerSecond);
+    (1000 / modelTps) * Number(data.pricePerSecond);
   return {
     sessions: data.sessions,
     ratedSessions: data.ratedSessions,
@@ -142,20 +145,40 @@ export function metricsOf(data: CandidateData, config: RankingConfig, modelTps: 
   };
 }
 
-/** The model's speed for pricing time: paid-weighted mean TPS of every successful session, else the default. */
-export function modelTpsOf(candidates: readonly CandidateData[], config: RankingConfig): number {
-  const weight = candidates.reduce((sum, c) => sum + c.successfulPaid, 0);
-  const tpsSum = candidates.reduce((sum, c) => sum + c.tpsSum, 0);
-  return weight > 0 && tpsSum > 0 ? tpsSum / weight : config.defaultTps;
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-/** z-scores of one metric across candidates (0 where the metric is unknown or does not vary). */
-function zScores(values: readonly (number | null)[]): number[] {
+/** The model's typical speed: the median of its providers' mean TPS, else the configured default. */
+export function modelTpsOf(candidates: readonly CandidateData[], config: RankingConfig): number {
+  const speeds = candidates.filter((c) => c.successfulPaid > 0 && c.tpsSum > 0).map((c) => c.tpsSum / c.successfulPaid);
+  return speeds.length > 0 ? median(speeds) : config.defaultTps;
+}
+
+/** A z-score never counts for more than this many spreads: one fake extreme cannot dominate. */
+export const Z_LIMIT = 3;
+/** MAD × 1.4826 estimates the standard deviation of normal data. */
+const MAD_TO_SIGMA = 1.4826;
+
+/**
+ * Robust z-scores of one metric across candidates: distance from the median in units of the
+ * scaled median absolute deviation (the standard deviation when that is zero), clipped to ±3.
+ * 0 where the metric is unknown, with fewer than two known values, or when nothing varies.
+ */
+export function robustZScores(values: readonly (number | null)[]): number[] {
   const known = values.filter((value): value is number => value !== null);
   if (known.length < 2) return values.map(() => 0);
-  const mean = known.reduce((a, b) => a + b, 0) / known.length;
-  const stdDev = Math.sqrt(known.reduce((sum, value) => sum + (value - mean) ** 2, 0) / known.length);
-  return values.map((value) => (value === null || stdDev === 0 ? 0 : (value - mean) / stdDev));
+  const center = median(known);
+  let spread = MAD_TO_SIGMA * median(known.map((value) => Math.abs(value - center)));
+  if (spread === 0) {
+    const mean = known.reduce((a, b) => a + b, 0) / known.length;
+    spread = Math.sqrt(known.reduce((sum, value) => sum + (value - mean) ** 2, 0) / known.length);
+  }
+  return values.map((value) =>
+    value === null || spread === 0 ? 0 : Math.max(-Z_LIMIT, Math.min(Z_LIMIT, (value - center) / spread)),
+  );
 }
 
 /** Ranks every candidate of a model: best first, ties broken by lower price, then address. */
@@ -164,7 +187,7 @@ export function rankCandidates(candidates: readonly CandidateData[], config: Ran
   const metrics = candidates.map((candidate) => metricsOf(candidate, config, modelTps));
   const parts = candidates.map(() => ({}) as Record<PartName, number>);
   for (const definition of METRICS) {
-    const z = zScores(metrics.map((m) => definition.value(m)));
+    const z = robustZScores(metrics.map((m) => definition.value(m)));
     z.forEach((score, index) => {
       const shrink = definition.shrunk ? metrics[index]!.credibility : 1;
       parts[index]![definition.part] = logistic(definition.direction * score * shrink);

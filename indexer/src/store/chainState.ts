@@ -30,7 +30,16 @@ export async function resetChainState(
     parentOfDeployment: BlockRef & { parentHash: string };
   },
 ): Promise<ChainState> {
-  const tables = [...Object.keys(entityTables), "blocks", "journal", "feed", "probes", "chain_state"];
+  const tables = [
+    ...Object.keys(entityTables),
+    "blocks",
+    "journal",
+    "feed",
+    "probes",
+    "ranking_models",
+    "rankings",
+    "chain_state",
+  ];
   await sql`TRUNCATE ${sql.join(tables.map((name) => sql.table(name)))}`.execute(db);
   const state: ChainState = {
     id: 1,

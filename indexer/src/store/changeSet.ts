@@ -32,12 +32,16 @@ export interface JournalEntry {
 
 export class ChangeSetError extends IndexerError {}
 
+/** A key as a cache key: the value itself for one-column keys (most of them), JSON otherwise. */
+const cacheId = (key: Key): string => (key.length === 1 ? String(key[0]) : keyId(key));
+
 export class ChangeSet {
   readonly #db: Queryable;
   readonly #journaling: boolean;
   readonly #cache = new Map<EntityName, Map<string, Entry>>();
   readonly #pending = new Map<EntityName, Map<string, PendingLoad>>();
   #loadScheduled = false;
+  readonly #inFlight = new Set<Promise<void>>();
   readonly #journal: JournalEntry[] = [];
   readonly #journaled = new Set<string>();
   #block = 0;
@@ -54,7 +58,7 @@ export class ChangeSet {
 
   /** The row, or undefined when it does not exist. Never mutate it: `put` a new object. */
   async get<N extends EntityName>(table: N, key: Key): Promise<Readonly<EntityRow<N>> | undefined> {
-    const id = keyId(key);
+    const id = cacheId(key);
     let entry = this.#tableCache(table).get(id);
     if (entry === undefined) {
       await this.#load(table, key, id);
@@ -63,9 +67,24 @@ export class ChangeSet {
     return (entry.row ?? undefined) as EntityRow<N> | undefined;
   }
 
-  /** Warms the cache; loads requested in the same tick share one query per table. */
+  /** Asks for a row to be loaded with the others asked for in this tick; `settled()` waits for them. */
+  want(table: EntityName, key: Key): void {
+    const id = cacheId(key);
+    if (this.#tableCache(table).has(id) || this.#pending.get(table)?.has(id)) return;
+    this.#load(table, key, id).catch(() => undefined); // the error reaches whoever awaits `settled()` or `get`
+  }
+
+  /** Like `want`, for prefetches that need the row to find what else to load. */
   async prefetch(table: EntityName, key: Key): Promise<void> {
     await this.get(table, key);
+  }
+
+  /** Resolves once every load asked for so far is done; rejects if one failed. */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0 || this.#inFlight.size > 0) {
+      await Promise.all([...this.#inFlight]);
+      if (this.#pending.size > 0) await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Inserts or replaces a row. Its key must have been read first (`get`), so the journal knows what was there. */
@@ -77,6 +96,15 @@ export class ChangeSet {
   /** Removes a row (read first, like `put`). */
   remove(table: EntityName, key: Key): void {
     this.#write(table, key, null);
+  }
+
+  /** The rows of `table` changed so far: the new row, or null where it was removed. */
+  changed<N extends EntityName>(table: N): { key: Key; row: Readonly<EntityRow<N>> | null }[] {
+    const entries = this.#cache.get(table);
+    if (entries === undefined) return [];
+    return [...entries.values()]
+      .filter((entry) => entry.dirty)
+      .map((entry) => ({ key: entry.key, row: entry.row as EntityRow<N> | null }));
   }
 
   get journalEntries(): readonly JournalEntry[] {
@@ -110,7 +138,7 @@ export class ChangeSet {
   }
 
   #write(table: EntityName, key: Key, row: AnyRow | null): void {
-    const id = keyId(key);
+    const id = cacheId(key);
     const entry = this.#tableCache(table).get(id);
     if (entry === undefined) {
       throw new ChangeSetError(`${table} ${id} was written before it was read`, { table, key: id });
@@ -119,7 +147,7 @@ export class ChangeSet {
       const journalId = `${this.#block}|${table}|${id}`;
       if (!this.#journaled.has(journalId)) {
         this.#journaled.add(journalId);
-        this.#journal.push({ block: this.#block, table, key: id, before: entry.row });
+        this.#journal.push({ block: this.#block, table, key: keyId(key), before: entry.row });
       }
     }
     entry.row = row;
@@ -136,7 +164,11 @@ export class ChangeSet {
     if (!this.#loadScheduled) {
       this.#loadScheduled = true;
       // After every microtask of this tick: the prefetch of a whole batch becomes one query per table.
-      setImmediate(() => void this.#dispatchLoads());
+      setImmediate(() => {
+        const dispatch = this.#dispatchLoads();
+        this.#inFlight.add(dispatch);
+        void dispatch.finally(() => this.#inFlight.delete(dispatch));
+      });
     }
     return loaded;
   }
@@ -157,7 +189,7 @@ export class ChangeSet {
         const cache = this.#tableCache(table);
         for (const row of rows) {
           const key = keyOf(spec, row);
-          const id = keyId(key);
+          const id = cacheId(key);
           if (!cache.has(id)) cache.set(id, { key, row, dirty: false });
         }
         for (const [id, load] of loads) if (!cache.has(id)) cache.set(id, { key: load.key, row: null, dirty: false });

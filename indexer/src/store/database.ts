@@ -31,6 +31,11 @@ export interface OpenDatabase {
   description: string;
   /** PostgreSQL only: a client of its own for LISTEN (null on PGlite, where the API shares the process). */
   listenClient(): Promise<pg.Client | null>;
+  /**
+   * Makes this process the only writer of the data (PGlite: its lock file, taken at open;
+   * PostgreSQL: a session advisory lock on the schema, held until `close`). Throws when taken.
+   */
+  lockWriter(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -88,6 +93,7 @@ async function openPglite(target: Extract<DatabaseTarget, { kind: "pglite" }>): 
     schema: "public",
     description: `PGlite in ${dataDir}`,
     listenClient: () => Promise.resolve(null),
+    lockWriter: () => Promise.resolve(),
     async close() {
       await db.destroy();
       await pglite.close();
@@ -120,18 +126,37 @@ async function openPostgres(
     await db.destroy();
     throw new DatabaseError(`cannot connect to PostgreSQL at ${redactUrl(target.url)}`, { schema }, { cause: error });
   }
+  const connect = async () => {
+    const client = new pg.Client({ connectionString: target.url, options: settings.join(" ") });
+    client.on("error", () => undefined);
+    await client.connect();
+    return client;
+  };
+  let lockHolder: pg.Client | undefined;
   return {
     db,
     target,
     schema,
     description: `PostgreSQL ${redactUrl(target.url)} (schema ${schema})`,
-    async listenClient() {
-      const client = new pg.Client({ connectionString: target.url, options: settings.join(" ") });
-      client.on("error", () => undefined);
-      await client.connect();
-      return client;
+    listenClient: connect,
+    async lockWriter() {
+      const client = await connect();
+      const result = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtext($1)) AS locked", [
+        `inference-market-indexer:${schema}`,
+      ]);
+      if (result.rows[0]?.locked !== true) {
+        await client.end();
+        throw new DatabaseError(
+          `another indexer is writing to schema ${schema}: one writer per schema (run \`indexer serve\` for more API processes)`,
+          { schema },
+        );
+      }
+      lockHolder = client;
     },
-    close: () => db.destroy(),
+    async close() {
+      await lockHolder?.end();
+      await db.destroy();
+    },
   };
 }
 
@@ -156,7 +181,9 @@ function lockDataDir(dataDir: string): () => void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     const holder = Number(readFileSync(lockFile, "utf8").trim());
-    if (Number.isInteger(holder) && holder !== process.pid && isRunning(holder)) {
+    // A lock left by a process that is gone (kill -9) is taken over; one of a live process,
+    // this one included (a second open in the same process), is refused.
+    if (Number.isInteger(holder) && isRunning(holder)) {
       throw new DatabaseError(
         `the data dir ${dataDir} is in use by process ${holder}: PGlite has one writer; run \`indexer serve\` against PostgreSQL for more readers`,
         { dataDir, pid: holder },

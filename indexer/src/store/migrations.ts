@@ -204,6 +204,24 @@ const migrations: Record<string, Migration> = {
           PRIMARY KEY (model_id, provider, consumer, day)
         );
         CREATE INDEX consumer_days_window ON consumer_days (model_id, day);
+
+        CREATE TABLE ranking_models (
+          model_id text PRIMARY KEY,
+          settings text NOT NULL,
+          window_end int8 NOT NULL,
+          computed_block int8 NOT NULL,
+          stale bool NOT NULL
+        );
+        CREATE TABLE rankings (
+          model_id text NOT NULL,
+          rank int4 NOT NULL,
+          provider text NOT NULL,
+          bid_id text NOT NULL,
+          score float8 NOT NULL,
+          parts jsonb NOT NULL,
+          metrics jsonb NOT NULL,
+          PRIMARY KEY (model_id, rank)
+        );
       `.execute(db);
     },
   },

@@ -259,6 +259,31 @@ export interface ProbesTable {
   last_error: string | null;
 }
 
+/**
+ * Rankings with the configured window and weights, computed by the writer whenever their inputs
+ * change, so `providerRankings` reads `first` rows instead of aggregating a model's history.
+ */
+export interface RankingModelsTable {
+  model_id: string;
+  /** Hash of the ranking settings the rows were computed with: another API config recomputes. */
+  settings: string;
+  /** Chain time the window ended at. */
+  window_end: number;
+  computed_block: number;
+  /** Inputs changed since (during backfill): serve by computing, until the writer refreshes. */
+  stale: boolean;
+}
+
+export interface RankingsTable {
+  model_id: string;
+  rank: number;
+  provider: string;
+  bid_id: string;
+  score: number;
+  parts: ColumnType<Record<string, number>, string, string>;
+  metrics: ColumnType<Record<string, number | null>, string, string>;
+}
+
 export type EntityDatabase = { [N in EntityName]: EntityRow<N> };
 
 /** The database as Kysely sees it. */
@@ -268,4 +293,6 @@ export interface Database extends EntityDatabase {
   journal: JournalTable;
   feed: FeedTable;
   probes: ProbesTable;
+  ranking_models: RankingModelsTable;
+  rankings: RankingsTable;
 }

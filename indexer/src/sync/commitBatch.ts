@@ -6,7 +6,9 @@
 import { sql } from "kysely";
 import { type HandlerContext, handlerOf } from "../events/handlers.js";
 import type { MarketEvent } from "../events/decode.js";
+import type { RankingConfig } from "../config.js";
 import type { Logger } from "../log.js";
+import { markRankingsStale, modelsChangedBy, refreshRankings } from "../ranking/materialized.js";
 import { ChangeSet } from "../store/changeSet.js";
 import { type BlockRef, insertBlocks, saveCheckpoint } from "../store/chainState.js";
 import type { Db } from "../store/database.js";
@@ -31,10 +33,17 @@ export interface CommitOptions {
   /** Journal before-images of each block above this number (a reorg may undo them). */
   finalized: number;
   head: number;
-  /** Live blocks: write subscription feed entries and keep block hashes. */
-  live: boolean;
+  /**
+   * - `backfill`: final blocks in bulk;
+   * - `catchUp`: unfinalized blocks before the indexer first reached the head (after a start);
+   * - `live`: at the head. Only live batches publish to subscribers and recompute the stored
+   *   rankings they affect; the others mark stored rankings stale (recomputed once caught up).
+   */
+  mode: "backfill" | "catchUp" | "live";
   /** PostgreSQL channel to NOTIFY when feed entries were written (null on PGlite). */
   notifyChannel: string | null;
+  /** Live batches recompute the stored rankings they affect; backfill batches mark them stale. */
+  ranking: RankingConfig;
   logger: Logger;
 }
 
@@ -44,47 +53,65 @@ export interface CommitResult {
 }
 
 export async function commitBatch(db: Db, batch: FetchedBatch, options: CommitOptions): Promise<CommitResult> {
+  const live = options.mode === "live";
   return db.transaction().execute(async (tx) => {
     const journal = batch.toBlock > options.finalized;
     const rows = new ChangeSet(tx, { journal });
     const feed: FeedEntry[] = [];
 
     const timestampOf = (event: MarketEvent) => batch.timestamps.get(event.blockNumber) ?? 0;
-    const prefetches: Promise<unknown>[] = [];
-    for (const event of batch.events) {
-      const prefetch = handlerOf(event)?.prefetch?.(event, rows, timestampOf(event));
-      if (prefetch !== undefined) prefetches.push(prefetch);
-    }
-    await Promise.all(prefetches);
+    const eventHandlers = batch.events.map(handlerOf);
 
-    for (const event of batch.events) {
-      const handler = handlerOf(event);
+    // Every row the batch will read, loaded set-wise before the handlers run one by one.
+    const prefetches: Promise<unknown>[] = [];
+    batch.events.forEach((event, index) => {
+      const prefetch = eventHandlers[index]?.prefetch?.(event, rows, timestampOf(event));
+      if (prefetch instanceof Promise) prefetches.push(prefetch);
+    });
+    await Promise.all(prefetches);
+    await rows.settled();
+
+    let current = batch.events[0]!;
+    const context = {
+      rows,
+      blockTimestamp: 0,
+      publish(kind: FeedKind, payload: Record<string, unknown>) {
+        if (live) feed.push({ blockNumber: current.blockNumber, blockHash: current.blockHash, kind, payload });
+      },
+      warn(message: string, fields: Record<string, unknown>) {
+        options.logger.warn(message, { ...fields, block: current.blockNumber, logIndex: current.logIndex });
+      },
+    } satisfies HandlerContext;
+    for (const [index, event] of batch.events.entries()) {
+      const handler = eventHandlers[index];
       if (handler === undefined) continue;
+      current = event;
+      context.blockTimestamp = timestampOf(event);
       // Only blocks above the finalized one are journaled: older blocks cannot be reorganised.
       rows.atBlock(event.blockNumber > options.finalized ? event.blockNumber : 0);
-      const context: HandlerContext = {
-        rows,
-        blockTimestamp: timestampOf(event),
-        publish(kind: FeedKind, payload: Record<string, unknown>) {
-          if (options.live) feed.push({ blockNumber: event.blockNumber, blockHash: event.blockHash, kind, payload });
-        },
-        warn(message, context) {
-          options.logger.warn(message, { ...context, block: event.blockNumber, logIndex: event.logIndex });
-        },
-      };
       await handler.apply(event, context);
     }
     await rows.flush();
+    if (live) {
+      const models = await modelsChangedBy(tx, rows);
+      await refreshRankings(tx, models, {
+        config: options.ranking,
+        chainNow: batch.end.timestamp,
+        block: batch.end.number,
+      });
+    } else {
+      await markRankingsStale(tx);
+    }
     await appendFeed(tx, feed);
     // The batch's blocks (or, backfilling, its last block): what a later reorg check compares.
     await insertBlocks(tx, batch.headers);
     await pruneFinalized(tx, Math.min(options.finalized, batch.end.number));
-    if (options.live) await pruneFeed(tx, options.finalized);
+    if (live) await pruneFeed(tx, options.finalized);
     await saveCheckpoint(tx, {
       indexed: batch.end,
       finalized: Math.min(options.finalized, batch.end.number),
       head: options.head,
-      realtime: options.live,
+      realtime: options.mode !== "backfill",
     });
     if (feed.length > 0 && options.notifyChannel !== null) {
       // Delivered by PostgreSQL at commit, to every API process listening.

@@ -17,6 +17,7 @@ import { readChainState, resetChainState, saveHead } from "../store/chainState.j
 import type { Db } from "../store/database.js";
 import type { FeedSignal } from "../store/feed.js";
 import { MigrationError } from "../store/migrations.js";
+import { refreshRankings } from "../ranking/materialized.js";
 import { ChainReplacedError, type ExpectedChain, replacedBecause } from "./chainIdentity.js";
 import { type CommitOptions, type FetchedBatch, commitBatch } from "./commitBatch.js";
 import { findDeploymentBlock } from "./deploymentBlock.js";
@@ -74,6 +75,10 @@ export class SyncEngine {
   readonly #progress: BackfillProgress;
   readonly #rate = new RateMeter();
   #lastSavedHead = -1;
+  /** Probes reported: every stored ranking is recomputed at the end of the next cycle. */
+  #rankingsOutdated = false;
+  /** The head was reached since start: batches are live (published, rankings recomputed as they go). */
+  #reachedHead = false;
 
   constructor(options: SyncEngineOptions) {
     this.#options = options;
@@ -86,10 +91,11 @@ export class SyncEngine {
     this.#progress = new BackfillProgress({ logger: options.logger, tty: options.tty });
   }
 
-  /** True once the indexed block is within `api.readyLagBlocks` of the head. */
+  /** True once the head was reached (rankings ready) and the indexed block is within `api.readyLagBlocks` of it. */
   get caughtUp(): boolean {
     return (
       this.status.phase === "realtime" &&
+      this.#reachedHead &&
       this.status.head - this.status.indexed <= this.#options.config.api.readyLagBlocks
     );
   }
@@ -167,6 +173,25 @@ export class SyncEngine {
     return this.#rate.perSecond();
   }
 
+  /** New probe results: rankings are recomputed at the next cycle (here, not in the prober, so writes stay in order). */
+  rankingsChanged(): void {
+    this.#rankingsOutdated = true;
+    this.#wakeup.wake();
+  }
+
+  async #refreshAllRankings(): Promise<void> {
+    const { db, config } = this.#options;
+    await db.transaction().execute(async (tx) => {
+      const state = (await readChainState(tx))!;
+      await refreshRankings(tx, "all", {
+        config: config.ranking,
+        chainNow: state.indexed_timestamp,
+        block: state.indexed_number,
+      });
+    });
+    this.#rankingsOutdated = false;
+  }
+
   /** Wakes the loop now (a new head is known). */
   poke(): void {
     this.#wakeup.wake();
@@ -190,9 +215,10 @@ export class SyncEngine {
         from,
         to: finalTarget,
         concurrency: config.sync.concurrency,
+        maxCommitEvents: config.sync.maxCommitEvents,
         signal,
         commit: async (batch) => {
-          await this.#commit(batch, { finalized: finalTarget, head, live: false });
+          await this.#commit(batch, { finalized: finalTarget, head, mode: "backfill" });
           this.#progress.update(batch.toBlock, batch.events.length);
         },
       });
@@ -200,6 +226,10 @@ export class SyncEngine {
     }
     this.status.phase = "realtime";
     await followToHead(realtime, head);
+    // At the head: from now on batches are live. Rankings left stale by the catch-up (or changed
+    // by probes) are recomputed once, here.
+    if (!this.#reachedHead || this.#rankingsOutdated) await this.#refreshAllRankings();
+    this.#reachedHead = true;
     if (head !== this.#lastSavedHead) {
       await saveHead(db, head);
       this.#lastSavedHead = head;
@@ -216,7 +246,9 @@ export class SyncEngine {
       confirmations: config.chain.confirmations,
       batchBlocks: config.sync.realtimeBatchBlocks,
       logger,
-      commit: (batch, { finalized, head }) => this.#commit(batch, { finalized, head, live: true }),
+      ranking: config.ranking,
+      commit: (batch, { finalized, head }) =>
+        this.#commit(batch, { finalized, head, mode: this.#reachedHead ? "live" : "catchUp" }),
       assertSameChain: async () => {
         const state = (await readChainState(db))!;
         const reason = await replacedBecause(rpc, state, this.#options.expected);
@@ -230,10 +262,15 @@ export class SyncEngine {
     };
   }
 
-  async #commit(batch: FetchedBatch, options: Pick<CommitOptions, "finalized" | "head" | "live">): Promise<void> {
+  async #commit(batch: FetchedBatch, options: Pick<CommitOptions, "finalized" | "head" | "mode">): Promise<void> {
     const { db, metrics, logger, notifyChannel } = this.#options;
     const stopTimer = metrics.batchSeconds.startTimer();
-    const result = await commitBatch(db, batch, { ...options, notifyChannel, logger });
+    const result = await commitBatch(db, batch, {
+      ...options,
+      notifyChannel,
+      logger,
+      ranking: this.#options.config.ranking,
+    });
     stopTimer();
     metrics.eventsTotal.inc(result.events);
     this.#rate.add(result.events);
@@ -276,6 +313,7 @@ export class SyncEngine {
     );
     this.#updateStatus(parentRef.number, parentRef.number, parentRef.number);
     this.#lastSavedHead = -1;
+    this.#reachedHead = false;
     logger.info("indexing from the deployment", { startBlock, chainId: expected.chainId });
   }
 }

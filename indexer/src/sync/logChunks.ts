@@ -3,7 +3,7 @@
  * `targetLogs` per request) and the node's limits: a refused range is split — where the node names
  * a limit, by that limit, else in halves — and later requests stay under what was refused.
  */
-import type { Address, RpcLog } from "viem";
+import { type Address, type RpcLog, TimeoutError } from "viem";
 import { errorMessage } from "../errors.js";
 import { type RpcClient, RpcUnavailableError } from "./rpc.js";
 
@@ -92,8 +92,9 @@ export async function fetchLogs(
     sizer.observe(blocks, logs.length);
     return logs;
   } catch (error) {
-    // No endpoint answered: smaller ranges would not help.
-    if (blocks === 1 || error instanceof RpcUnavailableError) throw error;
+    // No endpoint answered: smaller ranges would not help, unless the range was too slow to answer.
+    const timedOut = error instanceof RpcUnavailableError && error.cause instanceof TimeoutError;
+    if (blocks === 1 || (error instanceof RpcUnavailableError && !timedOut)) throw error;
     const limit = suggestedSpan(error);
     sizer.refused(blocks, limit);
     const span = Math.max(1, Math.min(limit ?? Math.ceil(blocks / 2), blocks - 1));

@@ -6,7 +6,9 @@
  * everything above it (rows from the journal, feed retractions) and carry on from there.
  */
 import { IndexerError } from "../errors.js";
+import type { RankingConfig } from "../config.js";
 import type { Logger } from "../log.js";
+import { refreshRankings } from "../ranking/materialized.js";
 import { type ChainState, readBlocks, readChainState, saveCheckpoint } from "../store/chainState.js";
 import type { Db } from "../store/database.js";
 import { retractFeedAbove } from "../store/feed.js";
@@ -32,6 +34,7 @@ export interface RealtimeOptions {
   /** Headers fetched per step. */
   batchBlocks: number;
   logger: Logger;
+  ranking: RankingConfig;
   /** Commits a live batch (rows, journal, feed, checkpoint) in one transaction. */
   commit(batch: FetchedBatch, options: { finalized: number; head: number }): Promise<void>;
   /** Throws ChainReplacedError when the chain is not the one the rows came from. */
@@ -113,6 +116,7 @@ async function reconcile(options: RealtimeOptions, state: ChainState, head: numb
   const retracted = await db.transaction().execute(async (tx) => {
     await rollbackEntities(tx, ancestor.number);
     const count = await retractFeedAbove(tx, ancestor.number);
+    await refreshRankings(tx, "all", { config: options.ranking, chainNow: ancestor.timestamp, block: ancestor.number });
     await saveCheckpoint(tx, {
       indexed: { number: ancestor.number, hash: ancestor.hash, timestamp: ancestor.timestamp },
       finalized: Math.min(state.finalized_number, ancestor.number),

@@ -14,6 +14,7 @@ import {
   HttpRequestError,
   type PublicRpcSchema,
   type RpcBlock,
+  ResponseBodyTooLargeError,
   type RpcLog,
   TimeoutError,
   http,
@@ -54,8 +55,12 @@ interface Endpoint {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A failure of the transport (the node did not answer), as opposed to an error answer. */
+/**
+ * A failure of the transport (the node did not answer), as opposed to an answer about the request
+ * (a JSON-RPC error, or a response too large to take: asking for less is the cure, not another node).
+ */
 export function isTransportFailure(error: unknown): boolean {
+  if (error instanceof ResponseBodyTooLargeError) return false;
   if (error instanceof TimeoutError) return true;
   if (error instanceof HttpRequestError) {
     // 4xx other than 408/429 is an answer about the request (some nodes send range errors as 400/413).

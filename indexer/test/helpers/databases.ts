@@ -3,6 +3,7 @@
  * TEST_DATABASE_URL names a server. Each test gets a fresh database: a new PGlite data dir, or a
  * new schema on the server (dropped afterwards).
  */
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,10 +34,12 @@ const PGLITE_VERSION = (
 
 /**
  * A migrated PGlite data dir to copy: initdb costs seconds (more on a busy machine), a copy
- * milliseconds. Kept in the temp dir across test runs, keyed by PGlite version and migration.
+ * milliseconds. Kept in the temp dir across test runs, keyed by PGlite version and migrations.
  */
 async function pgliteTemplate(): Promise<string> {
-  const template = join(tmpdir(), `indexer-pglite-template-${PGLITE_VERSION}-${LATEST_MIGRATION}`);
+  const migrations = readFileSync(new URL("../../src/store/migrations.ts", import.meta.url), "utf8");
+  const fingerprint = createHash("sha256").update(migrations).digest("hex").slice(0, 12);
+  const template = join(tmpdir(), `indexer-pglite-template-${PGLITE_VERSION}-${LATEST_MIGRATION}-${fingerprint}`);
   if (existsSync(join(template, "pgdata"))) return template;
   const building = mkdtempSync(join(tmpdir(), "indexer-pglite-building-"));
   const database = await openDatabase({ kind: "pglite", dataDir: building });

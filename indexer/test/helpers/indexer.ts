@@ -71,6 +71,7 @@ export async function startTestIndexer(
       const target = block ?? (await market.blockNumber());
       await waitFor(`the indexer to reach block ${target}`, async () => {
         if (running.engine.status.phase === "failed") throw new Error(`sync failed: ${running.engine.status.error}`);
+        if (!running.engine.caughtUp) return false;
         const state = await running.database.db.selectFrom("chain_state").select("indexed_number").executeTakeFirst();
         return state !== undefined && state.indexed_number >= target;
       });

@@ -68,7 +68,8 @@ export class MarketDriver {
   constructor(chain: LocalMarket) {
     this.chain = chain;
     this.addresses = chain.addresses;
-    this.public = createPublicClient({ chain: hardhat, transport: http(chain.rpcUrl) });
+    // cacheTime 0: viem otherwise answers getBlockNumber from a 4-second cache, and tests wait on the head.
+    this.public = createPublicClient({ chain: hardhat, transport: http(chain.rpcUrl), cacheTime: 0 });
     this.test = createTestClient({ chain: hardhat, mode: "hardhat", transport: http(chain.rpcUrl) });
     this.accounts = chain.accounts.map((account) => privateKeyToAccount(account.privateKey));
   }
@@ -122,6 +123,11 @@ export class MarketDriver {
   }
 
   /* TOKENS AND STAKE */
+
+  /** Mints market tokens (governance owns the local token) to an account the deployment did not fund. */
+  async fund(account: Address, amount = 10_000n * E18) {
+    return this.send(this.governance, this.addresses.token, marketTokenAbi, "mint", [account, amount]);
+  }
 
   async approveAll(owner: PrivateKeyAccount, spender: Address) {
     return this.send(owner, this.addresses.token, marketTokenAbi, "approve", [spender, MAX_UINT]);
