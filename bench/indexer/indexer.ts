@@ -33,6 +33,11 @@ const RANKING_QUERIES = 300;
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 const seconds = (start: number) => (performance.now() - start) / 1000;
+/** CPU time of this process, in ms (user + system): what our side costs, whatever else runs. */
+const cpuMs = () => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
 const round = (value: number) => Math.round(value);
 
 function configFor(market: LocalMarket, database: IndexerConfig["database"] | Record<string, unknown>): IndexerConfig {
@@ -77,6 +82,7 @@ async function rawRate(
   const sizer = new ChunkSizer({ initialBlocks: 100, maxBlocks: 10_000, targetLogs: 2_500 });
   const from = Number(market.deploymentBlock);
   const started = performance.now();
+  const cpuStarted = cpuMs();
   let events = 0;
   let cursor = from;
   const inFlight: Promise<number>[] = [];
@@ -90,6 +96,7 @@ async function rawRate(
     while (cursor <= history.toBlock && inFlight.length < 4) inFlight.push(next());
     events += await inFlight.shift()!;
   }
+  log(`  our CPU: ${((1000 * (cpuMs() - cpuStarted)) / events).toFixed(1)} µs per event`);
   return { events, perSecond: events / seconds(started) };
 }
 
@@ -114,6 +121,7 @@ async function backfillRate(
   const opening = performance.now();
   const indexer = await startIndexer(config, { logger: silentLogger, tty: false });
   const started = performance.now();
+  const cpuStarted = cpuMs();
   log(`  start-up (open database, check chain) ${seconds(opening).toFixed(2)} s`);
   for (;;) {
     if (indexer.engine.status.phase === "failed") throw new Error(`sync failed: ${indexer.engine.status.error}`);
@@ -122,7 +130,9 @@ async function backfillRate(
   }
   const elapsed = seconds(started);
   const events = (await indexer.metrics.eventsTotal.get()).values[0]?.value ?? 0;
-  log(`  ${events} events in ${elapsed.toFixed(2)} s`);
+  log(
+    `  ${events} events in ${elapsed.toFixed(2)} s; our CPU: ${((1000 * (cpuMs() - cpuStarted)) / events).toFixed(1)} µs per event`,
+  );
   return { perSecond: events / elapsed, indexer };
 }
 

@@ -139,11 +139,16 @@ for (const backend of backends) {
         ]);
         await market.mine(3);
         await indexer.caughtUp();
+        await fresh.caughtUp();
         await market.revert(again);
-        await waitFor("the shorter branch to be undone", async () => {
-          const state = await indexer.database.db.selectFrom("chain_state").selectAll().executeTakeFirstOrThrow();
-          return state.indexed_number === (await market.blockNumber());
-        });
+        // Both indexers (the fresh one indexed the short branch too) must undo it, with no new block to wake them.
+        const head = await market.public.getBlock();
+        for (const each of [indexer, fresh]) {
+          await waitFor("the shorter branch to be undone", async () => {
+            const state = await each.database.db.selectFrom("chain_state").selectAll().executeTakeFirstOrThrow();
+            return state.indexed_number === Number(head.number) && state.indexed_hash === head.hash;
+          });
+        }
         await assertSameRows(indexer.database.db, fresh.database.db);
       } finally {
         sessions.close();

@@ -12,7 +12,7 @@ import type { ChangeSet } from "../store/changeSet.js";
 import type { FeedKind } from "../store/feed.js";
 import type { BidRow, ReceiptJson, SessionRow } from "../store/tables.js";
 import { type ContractName, type EventName, type LogPosition, type MarketEvent, addressOrNull } from "./decode.js";
-import { prefetchSettlementAggregates, recordSettlement } from "../ranking/aggregates.js";
+import { recordSettlement } from "../ranking/aggregates.js";
 
 export interface HandlerContext {
   readonly rows: ChangeSet;
@@ -61,15 +61,9 @@ function parameter<C extends ContractName, N extends EventName<C>>(
   };
 }
 
-async function credit(rows: ChangeSet, account: Address, role: EarningsRole, amount: bigint): Promise<void> {
+function credit(rows: ChangeSet, account: Address, role: EarningsRole, amount: bigint): void {
   if (amount === 0n) return;
-  const balance = await rows.get("balances", [account, role]);
-  rows.put("balances", {
-    account,
-    role,
-    earned: add(balance?.earned ?? "0", amount),
-    claimed: balance?.claimed ?? "0",
-  });
+  rows.increment("balances", { account, role, earned: "0", claimed: "0" }, { earned: amount });
 }
 
 async function stakeOf(rows: ChangeSet, account: Address) {
@@ -423,15 +417,10 @@ export const handlers: HandlerTable = {
     },
     SessionSettled: {
       needsTimestamp: true,
-      async prefetch(event, rows, blockTimestamp) {
-        const { args } = event;
-        rows.want("providers", [args.provider]);
-        rows.want("balances", [args.provider, "provider"]);
+      prefetch(event, rows) {
+        rows.want("sessions", [event.args.sessionId]);
+        rows.want("providers", [event.args.provider]);
         rows.want("parameters", ["sessionRouter", "treasury"]);
-        const session = await rows.get("sessions", [args.sessionId]);
-        if (!session) return;
-        rows.want("balances", [session.royalty_recipient, "model_owner"]);
-        prefetchSettlementAggregates(rows, session, blockTimestamp);
       },
       async apply(event, context) {
         const { args, blockNumber, transactionHash } = event;
@@ -468,9 +457,9 @@ export const handlers: HandlerTable = {
           settled_tx: transactionHash,
         };
         rows.put("sessions", settled);
-        await credit(rows, args.provider, "provider", settlement.providerAmount);
-        await credit(rows, session.royalty_recipient as Address, "model_owner", settlement.royaltyAmount);
-        if (treasury !== null) await credit(rows, treasury, "treasury", settlement.feeAmount);
+        credit(rows, args.provider, "provider", settlement.providerAmount);
+        credit(rows, session.royalty_recipient as Address, "model_owner", settlement.royaltyAmount);
+        if (treasury !== null) credit(rows, treasury, "treasury", settlement.feeAmount);
         else if (settlement.feeAmount > 0n)
           warn("a fee was paid to an unknown treasury", { sessionId: args.sessionId });
         await recordSettlement(rows, settled);
@@ -511,9 +500,9 @@ export const handlers: HandlerTable = {
       },
     },
     RefundCredited: {
-      prefetch: (event, rows) => rows.want("balances", [event.args.user, "refund"]),
-      async apply({ args }, { rows }) {
-        await credit(rows, args.user, "refund", args.amount);
+      apply({ args }, { rows }) {
+        credit(rows, args.user, "refund", args.amount);
+        return Promise.resolve();
       },
     },
   },

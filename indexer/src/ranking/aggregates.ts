@@ -22,12 +22,6 @@ export function countsForRanking(session: SessionRow, operator: string | null): 
   return session.user_address !== session.provider && session.user_address !== operator;
 }
 
-export function prefetchSettlementAggregates(rows: ChangeSet, session: SessionRow, settledAt: number): void {
-  const day = dayOf(settledAt);
-  rows.want("provider_days", [session.model_id, session.provider, day]);
-  rows.want("consumer_days", [session.model_id, session.provider, session.user_address, day]);
-}
-
 /** Adds a settled session to the aggregates (a no-op for sessions that do not count). */
 export async function recordSettlement(rows: ChangeSet, session: SessionRow): Promise<void> {
   const provider = await rows.get("providers", [session.provider]);
@@ -38,48 +32,44 @@ export async function recordSettlement(rows: ChangeSet, session: SessionRow): Pr
   const successful = session.outcome === "success";
   const tps = (session.tps_x1000_avg ?? 0) / 1000;
   const ttft = session.ttft_ms_avg ?? 0;
-
-  const key = [session.model_id, session.provider, day] as const;
-  const previous = (await rows.get("provider_days", key)) ?? {
-    model_id: session.model_id,
-    provider: session.provider,
-    day,
-    sessions: 0,
-    rated_sessions: 0,
-    successful_sessions: 0,
-    paid: 0,
-    rated_paid: 0,
-    successful_paid: 0,
-    tps_sum: 0,
-    tps_square_sum: 0,
-    ttft_sum: 0,
-    ttft_square_sum: 0,
-    served_seconds: 0,
-  };
   const successWeight = successful ? paid : 0;
-  rows.put("provider_days", {
-    ...previous,
-    sessions: previous.sessions + 1,
-    rated_sessions: previous.rated_sessions + (rated ? 1 : 0),
-    successful_sessions: previous.successful_sessions + (successful ? 1 : 0),
-    paid: previous.paid + paid,
-    rated_paid: previous.rated_paid + (rated ? paid : 0),
-    successful_paid: previous.successful_paid + successWeight,
-    tps_sum: previous.tps_sum + successWeight * tps,
-    tps_square_sum: previous.tps_square_sum + successWeight * tps * tps,
-    ttft_sum: previous.ttft_sum + successWeight * ttft,
-    ttft_square_sum: previous.ttft_square_sum + successWeight * ttft * ttft,
-    served_seconds: previous.served_seconds + (session.elapsed_seconds ?? 0),
-  });
-
-  const consumerKey = [session.model_id, session.provider, session.user_address, day] as const;
-  const consumer = await rows.get("consumer_days", consumerKey);
-  rows.put("consumer_days", {
-    model_id: session.model_id,
-    provider: session.provider,
-    consumer: session.user_address,
-    day,
-    sessions: (consumer?.sessions ?? 0) + 1,
-    paid: (consumer?.paid ?? 0) + paid,
-  });
+  const { model_id, provider: address, user_address } = session;
+  // Increments, not read-modify-write: a batch loads every aggregate row it touches in one query.
+  rows.increment(
+    "provider_days",
+    {
+      model_id,
+      provider: address,
+      day,
+      sessions: 0,
+      rated_sessions: 0,
+      successful_sessions: 0,
+      paid: 0,
+      rated_paid: 0,
+      successful_paid: 0,
+      tps_sum: 0,
+      tps_square_sum: 0,
+      ttft_sum: 0,
+      ttft_square_sum: 0,
+      served_seconds: 0,
+    },
+    {
+      sessions: 1,
+      rated_sessions: rated ? 1 : 0,
+      successful_sessions: successful ? 1 : 0,
+      paid,
+      rated_paid: rated ? paid : 0,
+      successful_paid: successWeight,
+      tps_sum: successWeight * tps,
+      tps_square_sum: successWeight * tps * tps,
+      ttft_sum: successWeight * ttft,
+      ttft_square_sum: successWeight * ttft * ttft,
+      served_seconds: session.elapsed_seconds ?? 0,
+    },
+  );
+  rows.increment(
+    "consumer_days",
+    { model_id, provider: address, consumer: user_address, day, sessions: 0, paid: 0 },
+    { sessions: 1, paid },
+  );
 }

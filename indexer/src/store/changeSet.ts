@@ -1,7 +1,12 @@
 /**
- * The unit of work of one batch of blocks: entity rows are read into memory (loads issued in the
- * same tick go to the database as one query per table), changed there by the event handlers, and
- * written back set-wise by `flush`, inside the caller's transaction.
+ * The unit of work of one batch of blocks: entity rows are read into memory (loads asked for in
+ * the same tick go to the database as one query per table), changed there by the event handlers,
+ * and written back set-wise by `flush`, inside the caller's transaction.
+ *
+ * Counters and sums (balances, ranking aggregates) change by `increment`: the deltas are kept
+ * aside and applied when the row is next read or at `flush`, so a batch loads every such row in
+ * one query however many events touch it — even rows whose key is only known from a row the same
+ * batch created.
  *
  * With journaling on (unfinalized blocks), the first change of a row in each block records the
  * row's previous image, so a reorg can put back exactly what those blocks changed.
@@ -23,6 +28,13 @@ interface PendingLoad {
   waiters: { resolve: () => void; reject: (error: unknown) => void }[];
 }
 
+interface PendingIncrements {
+  key: Key;
+  /** The row to start from when it does not exist yet. */
+  initial: AnyRow;
+  deltas: { block: number; values: Record<string, number | bigint> }[];
+}
+
 export interface JournalEntry {
   block: number;
   table: EntityName;
@@ -35,11 +47,18 @@ export class ChangeSetError extends IndexerError {}
 /** A key as a cache key: the value itself for one-column keys (most of them), JSON otherwise. */
 const cacheId = (key: Key): string => (key.length === 1 ? String(key[0]) : keyId(key));
 
+/** Adds a delta to a value: NUMERIC columns are decimal strings (exact, as bigint), others numbers. */
+function addTo(value: unknown, delta: number | bigint): unknown {
+  if (typeof value === "string") return (BigInt(value) + BigInt(delta)).toString();
+  return (value as number) + Number(delta);
+}
+
 export class ChangeSet {
   readonly #db: Queryable;
   readonly #journaling: boolean;
   readonly #cache = new Map<EntityName, Map<string, Entry>>();
   readonly #pending = new Map<EntityName, Map<string, PendingLoad>>();
+  readonly #increments = new Map<EntityName, Map<string, PendingIncrements>>();
   #loadScheduled = false;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #journal: JournalEntry[] = [];
@@ -64,6 +83,8 @@ export class ChangeSet {
       await this.#load(table, key, id);
       entry = this.#tableCache(table).get(id)!;
     }
+    const increments = this.#increments.get(table)?.get(id);
+    if (increments !== undefined) this.#applyIncrements(table, id, increments);
     return (entry.row ?? undefined) as EntityRow<N> | undefined;
   }
 
@@ -90,6 +111,9 @@ export class ChangeSet {
   /** Inserts or replaces a row. Its key must have been read first (`get`), so the journal knows what was there. */
   put<N extends EntityName>(table: N, row: EntityRow<N>): void {
     const key = keyOf(entityTables[table], row);
+    if (this.#increments.get(table)?.has(cacheId(key))) {
+      throw new ChangeSetError(`${table} ${keyId(key)} was put with increments pending: read it first`, { table });
+    }
     this.#write(table, key, row);
   }
 
@@ -98,21 +122,50 @@ export class ChangeSet {
     this.#write(table, key, null);
   }
 
+  /**
+   * Adds `delta` to columns of a row (created from `initial` when missing), without reading it
+   * now. Deltas of one batch commute, so they are applied together, in block order, when the row
+   * is read or flushed.
+   */
+  increment<N extends EntityName>(
+    table: N,
+    initial: EntityRow<N>,
+    delta: Partial<Record<keyof EntityRow<N> & string, number | bigint>>,
+  ): void {
+    const key = keyOf(entityTables[table], initial);
+    const id = cacheId(key);
+    let byKey = this.#increments.get(table);
+    if (byKey === undefined) this.#increments.set(table, (byKey = new Map<string, PendingIncrements>()));
+    let pending = byKey.get(id);
+    if (pending === undefined) byKey.set(id, (pending = { key, initial: initial, deltas: [] }));
+    pending.deltas.push({ block: this.#block, values: delta as Record<string, number | bigint> });
+    this.want(table, key);
+  }
+
   /** The rows of `table` changed so far: the new row, or null where it was removed. */
   changed<N extends EntityName>(table: N): { key: Key; row: Readonly<EntityRow<N>> | null }[] {
     const entries = this.#cache.get(table);
-    if (entries === undefined) return [];
-    return [...entries.values()]
-      .filter((entry) => entry.dirty)
-      .map((entry) => ({ key: entry.key, row: entry.row as EntityRow<N> | null }));
+    const changed = entries === undefined ? [] : [...entries.values()].filter((entry) => entry.dirty);
+    const incremented = [...(this.#increments.get(table)?.values() ?? [])].map((pending) => ({
+      key: pending.key,
+      row: pending.initial,
+    }));
+    return [...changed, ...incremented].map(({ key, row }) => ({ key, row: row as EntityRow<N> | null }));
   }
 
   get journalEntries(): readonly JournalEntry[] {
     return this.#journal;
   }
 
-  /** Writes every changed row and the journal; returns how many rows were written. */
+  /** Applies pending increments, then writes every changed row and the journal; returns how many rows were written. */
   async flush(): Promise<number> {
+    await this.settled();
+    for (const [table, byKey] of this.#increments) {
+      for (const [id, pending] of byKey) {
+        if (!this.#tableCache(table).has(id)) await this.#load(table, pending.key, id);
+        this.#applyIncrements(table, id, pending);
+      }
+    }
     let written = 0;
     for (const [table, entries] of this.#cache) {
       const upserts: AnyRow[] = [];
@@ -137,11 +190,25 @@ export class ChangeSet {
     return entries;
   }
 
+  /** Applies a row's pending deltas in the order they came, journaling per block like `put`. */
+  #applyIncrements(table: EntityName, id: string, pending: PendingIncrements): void {
+    this.#increments.get(table)!.delete(id);
+    const block = this.#block;
+    for (const delta of pending.deltas) {
+      const current = this.#tableCache(table).get(id)!.row ?? pending.initial;
+      const next: AnyRow = { ...current };
+      for (const [column, value] of Object.entries(delta.values)) next[column] = addTo(current[column], value);
+      this.#block = delta.block;
+      this.#write(table, pending.key, next);
+    }
+    this.#block = block;
+  }
+
   #write(table: EntityName, key: Key, row: AnyRow | null): void {
     const id = cacheId(key);
     const entry = this.#tableCache(table).get(id);
     if (entry === undefined) {
-      throw new ChangeSetError(`${table} ${id} was written before it was read`, { table, key: id });
+      throw new ChangeSetError(`${table} ${keyId(key)} was written before it was read`, { table, key: keyId(key) });
     }
     if (this.#journaling) {
       const journalId = `${this.#block}|${table}|${id}`;
@@ -201,6 +268,7 @@ export class ChangeSet {
   }
 }
 
+/** Before-images go in as JSON text: nothing reads them but a rollback, which parses them in JS. */
 async function writeJournal(db: Queryable, entries: readonly JournalEntry[]): Promise<void> {
   await sql`
     INSERT INTO journal (block_number, table_name, key, before)
@@ -208,7 +276,7 @@ async function writeJournal(db: Queryable, entries: readonly JournalEntry[]): Pr
       ${entries.map((entry) => entry.block)}::int8[],
       ${entries.map((entry) => entry.table)}::text[],
       ${entries.map((entry) => entry.key)}::text[],
-      ${entries.map((entry) => (entry.before === null ? null : JSON.stringify(entry.before)))}::jsonb[]
+      ${entries.map((entry) => (entry.before === null ? null : JSON.stringify(entry.before)))}::text[]
     )
   `.execute(db);
 }

@@ -17,7 +17,7 @@ export interface RollbackResult {
 }
 
 export async function rollbackEntities(db: Queryable, ancestor: number): Promise<RollbackResult> {
-  const journal = await sql<{ table_name: string; key: string; before: AnyRow | null }>`
+  const journal = await sql<{ table_name: string; key: string; before: string | null }>`
     SELECT table_name, key, before FROM journal WHERE block_number > ${ancestor} ORDER BY block_number, id
   `.execute(db);
 
@@ -26,7 +26,8 @@ export async function rollbackEntities(db: Queryable, ancestor: number): Promise
     const table = entry.table_name as EntityName;
     let images = oldest.get(table);
     if (images === undefined) oldest.set(table, (images = new Map<string, AnyRow | null>()));
-    if (!images.has(entry.key)) images.set(entry.key, entry.before);
+    if (!images.has(entry.key))
+      images.set(entry.key, entry.before === null ? null : (JSON.parse(entry.before) as AnyRow));
   }
 
   let restored = 0;

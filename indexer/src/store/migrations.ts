@@ -38,7 +38,7 @@ const migrations: Record<string, Migration> = {
           block_number int8 NOT NULL,
           table_name text NOT NULL,
           key text NOT NULL,
-          before jsonb
+          before text
         );
         CREATE INDEX journal_block ON journal (block_number);
         CREATE TABLE feed (

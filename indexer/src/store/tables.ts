@@ -230,8 +230,8 @@ export interface JournalTable {
   table_name: string;
   /** JSON array of the key's values. */
   key: string;
-  /** The row before the block changed it; null when the block created it. */
-  before: ColumnType<Record<string, unknown> | null, string | null, string | null>;
+  /** The row before the block changed it, as JSON; null when the block created it. */
+  before: string | null;
 }
 
 /** Live events for subscriptions, retractions included; pruned as blocks finalize. */

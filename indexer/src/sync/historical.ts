@@ -3,8 +3,10 @@
  * requests in flight. Batches are fetched ahead (up to `concurrency`) and committed strictly in
  * order, each commit with its checkpoint, so a crash resumes at the last committed batch.
  *
- * Fetched batches that are already waiting when the database becomes free are committed together
- * (up to `maxCommitEvents`): a row touched by many events is then written once, not once per request.
+ * Fetched batches are committed together, up to `maxCommitEvents` (or whatever is left at the
+ * end): a row touched by many events is then written once per commit, not once per request, and
+ * the fixed cost of a transaction is paid a few times per hundred thousand events. The fetches go
+ * on while events accumulate and while a commit runs.
  */
 import type { FetchedBatch } from "./commitBatch.js";
 import { type BatchSource, fetchFinalBatch } from "./fetchBatch.js";
@@ -17,7 +19,7 @@ export interface BackfillOptions {
   to: number;
   /** Requests in flight. */
   concurrency: number;
-  /** Most events committed in one transaction when several fetched batches are waiting. */
+  /** Events gathered per commit (fewer only at the end of the range). */
   maxCommitEvents: number;
   /** Commits a batch; the next batch is committed only after this resolves. */
   commit: (batch: FetchedBatch) => Promise<void>;
@@ -63,18 +65,22 @@ export async function backfill(options: BackfillOptions): Promise<void> {
   };
   try {
     fill();
+    let group: FetchedBatch[] = [];
+    let events = 0;
     while (inFlight.length > 0) {
       signal.throwIfAborted();
-      const group = [await inFlight.shift()!.batch];
-      let events = group[0]!.events.length;
-      while (inFlight[0]?.ready !== undefined && events + inFlight[0].ready.events.length <= maxCommitEvents) {
-        const next = inFlight.shift()!.ready!;
-        group.push(next);
-        events += next.events.length;
-      }
-      // Start the next fetches before writing: the node works while the database does.
+      const next = await inFlight.shift()!.batch;
+      group.push(next);
+      events += next.events.length;
+      // Keep the node busy: the next fetches start before anything is written.
       fill();
-      await commit(mergeBatches(group));
+      const following = inFlight[0]?.ready?.events.length;
+      const full = events >= maxCommitEvents || (following !== undefined && events + following > maxCommitEvents);
+      if (full || inFlight.length === 0) {
+        await commit(mergeBatches(group));
+        group = [];
+        events = 0;
+      }
     }
   } finally {
     // Batches fetched ahead of a failure are dropped; the next run fetches them again.
