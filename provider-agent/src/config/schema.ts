@@ -92,7 +92,7 @@ const modelSchema = z.strictObject({
   ...sourceFields,
   /** An OpenAI-compatible server that serves this model (llama-server, vLLM…): `http://host:port/v1`. */
   upstream: httpUrl.optional(),
-  /** The model name the upstream server knows it by (default: its first model). */
+  /** The model name the upstream server knows it by (default: the on-chain model id). */
   upstreamModel: z.string().optional(),
   register: registrationSchema.optional(),
   /** The bid to post (or keep) for this model; omit to serve without bidding. */
