@@ -41,6 +41,8 @@ export type {
   TypedDataSigner,
   UsageReceipt,
 } from "./eip712";
+export { KeystoreError, decryptKeystore, encryptKeystore } from "./keystore";
+export type { KeystoreErrorReason } from "./keystore";
 export { permitDomain, permitTypes } from "./permit";
 export type { Permit } from "./permit";
 export {

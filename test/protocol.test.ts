@@ -22,8 +22,11 @@ import {
 import { mnemonicToAccount } from "viem/accounts";
 import { ABIS_FILE, renderAbis } from "../scripts/generate-abis";
 import {
+  KeystoreError,
   type SessionTerms,
   bidIdOf,
+  decryptKeystore,
+  encryptKeystore,
   marketDomain,
   marketErrorsAbi,
   modelIdOf,
@@ -117,7 +120,7 @@ describe("protocol/", function () {
     it("re-exports every value each protocol module exports, by name (ESM services import it)", function () {
       /* eslint-disable @typescript-eslint/no-require-imports -- the modules' runtime export lists */
       const index = require("../protocol/index") as Record<string, unknown>;
-      for (const module of ["abis", "addresses", "eip712", "permit", "session"]) {
+      for (const module of ["abis", "addresses", "eip712", "keystore", "permit", "session"]) {
         const exports = require(`../protocol/${module}`) as Record<string, unknown>;
         /* eslint-enable @typescript-eslint/no-require-imports */
         for (const name of Object.keys(exports)) {
@@ -447,6 +450,96 @@ describe("protocol/", function () {
     it("round fee and royalty down and leave the remainder to the provider", function () {
       const split = splitCost({ feeBps: 250, royaltyBps: 500 }, 399n);
       expect(split).to.deep.equal({ feeAmount: 9n, royaltyAmount: 19n, providerAmount: 371n });
+    });
+  });
+
+  describe("V3 keystores", function () {
+    // The PBKDF2 test vector of the Web3 Secret Storage definition (password "testpassword").
+    const VECTOR_KEY = "0x7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d";
+    const VECTOR_ADDRESS = "0x008AeEda4D805471dF9b2A5B0f38A0C3bCBA786b";
+    interface Keystore {
+      version: unknown;
+      address?: unknown;
+      crypto: Record<string, unknown> & { cipherparams: Record<string, unknown>; kdfparams: Record<string, unknown> };
+    }
+    function pbkdf2Vector(): Keystore {
+      return {
+        version: 3,
+        crypto: {
+          cipher: "aes-128-ctr",
+          cipherparams: { iv: "6087dab2f9fdbbfaddc31a909735c1e6" },
+          ciphertext: "5318b4d5bcd28de64ee5559e671353e16f075ecae9f99c7a79a38af5f869aa46",
+          kdf: "pbkdf2",
+          kdfparams: {
+            c: 262144,
+            dklen: 32,
+            prf: "hmac-sha256",
+            salt: "ae3cd4e7013836a3df6bd7241b12db061dbe2c6785853cce422d148a624ce0bd",
+          },
+          mac: "517ead924a9d0dc3124507e3393d175ce3ff7c1e96529c6c555ce9e51205e9b2",
+        },
+      };
+    }
+    const text = (keystore: Keystore) => JSON.stringify(keystore);
+    function refusal(json: string, password: string): KeystoreError {
+      try {
+        decryptKeystore(json, password);
+      } catch (error) {
+        expect(error).to.be.instanceOf(KeystoreError);
+        return error as KeystoreError;
+      }
+      throw new Error("decryptKeystore accepted the keystore");
+    }
+
+    it("decrypts the spec's PBKDF2 vector and its own scrypt keystores", function () {
+      expect(decryptKeystore(text(pbkdf2Vector()), "testpassword")).to.equal(VECTOR_KEY);
+      const json = encryptKeystore(VECTOR_KEY, "pw", 1 << 10);
+      expect(JSON.parse(json)).to.include({ version: 3, address: VECTOR_ADDRESS.slice(2).toLowerCase() });
+      expect(decryptKeystore(json, "pw")).to.equal(VECTOR_KEY);
+    });
+
+    it("says a password is wrong, and a key is not the address the keystore states", function () {
+      const wrong = refusal(text(pbkdf2Vector()), "nope");
+      expect(wrong.reason).to.equal("wrong-password");
+      expect(wrong.message).to.equal("wrong password (the keystore's MAC does not match)");
+      const stated = { ...pbkdf2Vector(), address: VECTOR_ADDRESS };
+      expect(decryptKeystore(text(stated), "testpassword")).to.equal(VECTOR_KEY);
+      const mismatch = refusal(text({ ...stated, address: "11".repeat(20) }), "testpassword");
+      expect(mismatch.reason).to.equal("address-mismatch");
+      expect(mismatch.message).to.match(/not the keystore's address 0x1111/);
+    });
+
+    it("names what is malformed or unsupported", function () {
+      const edits: [(keystore: Keystore) => void, RegExp][] = [
+        [(k) => (k.version = 1), /not a version 3 keystore/],
+        [(k) => (k.crypto.cipher = "aes-256-gcm"), /cipher "aes-256-gcm" is not supported/],
+        [(k) => (k.crypto.ciphertext = "xyz"), /field ciphertext is not hex/],
+        [(k) => (k.crypto.cipherparams.iv = "00"), /field cipherparams\.iv is not 16 bytes/],
+        [(k) => (k.crypto.mac = 7), /field mac is not hex/],
+        [(k) => (k.crypto.kdfparams.c = "262144"), /field kdfparams\.c is not a positive integer/],
+        [(k) => (k.crypto.kdfparams.dklen = 16), /kdfparams\.dklen is 16, below 32/],
+        [(k) => (k.crypto.kdfparams.prf = "hmac-sha512"), /prf "hmac-sha512" is not supported/],
+        [(k) => (k.crypto.kdf = "argon2"), /kdf "argon2" is not supported/],
+        [(k) => (k.address = "0x1234"), /field address is not an address/],
+      ];
+      for (const [edit, message] of edits) {
+        const keystore = pbkdf2Vector();
+        edit(keystore);
+        expect(refusal(text(keystore), "testpassword").message).to.match(message);
+      }
+      expect(refusal("{ not json", "pw").message).to.match(/^the keystore is not JSON/);
+      const scrypt = JSON.parse(encryptKeystore(VECTOR_KEY, "pw", 1 << 10)) as Keystore;
+      for (const [params, message] of [
+        [{ n: 1000 }, /kdfparams\.n is not a power of two/],
+        [{ n: 1 << 18, r: 1 }, /kdfparams\.n \(262144\) is not below 2\^\(16·r\)/],
+        [{ n: 1 << 30 }, /need 1\d{6} MiB, more than the 1024 MiB allowed/],
+      ] as const) {
+        const edited = {
+          ...scrypt,
+          crypto: { ...scrypt.crypto, kdfparams: { ...scrypt.crypto.kdfparams, ...params } },
+        };
+        expect(refusal(text(edited), "pw").message).to.match(message);
+      }
     });
   });
 });

@@ -125,6 +125,15 @@ void describe("wallet keys", () => {
     );
     assert.equal(decryptKeystore(ethersKeystore, "pw"), privateKey);
     assert.throws(() => decryptKeystore(ethersKeystore, "nope"), { name: "WalletKeyError", message: /wrong password/ });
+    assert.throws(() => decryptKeystore(ethersKeystore, "nope", "my.json"), {
+      message: "my.json: wrong password (the keystore's MAC does not match)",
+      hint: "set MARKET_KEYSTORE_PASSWORD to the keystore's password",
+    });
+    assert.throws(() => decryptKeystore("{ not json", "pw", "my.json"), {
+      name: "WalletKeyError",
+      message: /^my\.json: the keystore is not JSON/,
+      hint: /V3 keystore file/,
+    });
   });
 
   void test("keys come from MARKET_PRIVATE_KEY or MARKET_KEYSTORE, one of them, well formed", async () => {

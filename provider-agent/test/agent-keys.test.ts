@@ -1,6 +1,6 @@
 /** Keys from the environment or an encrypted keystore; errors that never show a key; log redaction. */
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -80,6 +80,31 @@ void describe("keys", () => {
       /set its password in \$NOPE/,
     );
     await assert.rejects(decryptKeystore(join(tmpdir(), "no-such-keystore.json"), "x"), /cannot read the keystore/);
+  });
+
+  void it("refuses a damaged keystore as a KeyError that names the file and the field", async () => {
+    const path = await keystoreFile(PROVIDER_KEY, "pw");
+    // ethers writes `Crypto`, geth `crypto`.
+    const keystore = JSON.parse(await readFile(path, "utf8")) as { Crypto: { kdfparams: Record<string, unknown> } };
+    const damaged = async (edit: (copy: typeof keystore) => void, text?: string): Promise<KeyError> => {
+      const copy = structuredClone(keystore);
+      edit(copy);
+      await writeFile(path, text ?? JSON.stringify(copy));
+      const error = await decryptKeystore(path, "pw").catch((caught: unknown) => caught);
+      assert.ok(error instanceof KeyError);
+      assert.equal(error.source, path);
+      return error;
+    };
+    const n = await damaged((copy) => (copy.Crypto.kdfparams.n = "1024"));
+    assert.equal(n.message, `${path}: keystore field kdfparams.n is not a positive integer`);
+    const salt = await damaged((copy) => (copy.Crypto.kdfparams.salt = "not hex"));
+    assert.match(salt.message, /keystore field kdfparams\.salt is not hex/);
+    const dklen = await damaged((copy) => (copy.Crypto.kdfparams.dklen = 16));
+    assert.match(dklen.message, /kdfparams\.dklen is 16, below 32/);
+    const notJson = await damaged(() => undefined, "{ not json");
+    assert.match(notJson.message, /the keystore is not JSON/);
+    const address = await damaged((copy) => Object.assign(copy, { address: operator.address }));
+    assert.match(address.message, /not the keystore's address/);
   });
 
   void it("masks a registered secret in every log line, whatever its case or prefix", () => {
