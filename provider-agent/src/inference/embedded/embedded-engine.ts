@@ -40,6 +40,7 @@ import { ModelLoadError, checkGgufFile, errorMessage } from "./model-file-check.
 import { PromptTemplater, type TemplatedPrompt } from "./prompt-templater.js";
 import { resolveSampling } from "./sampling.js";
 import { generateOnSequence } from "./sequence-generation.js";
+import { InFlightGenerations } from "../in-flight.js";
 
 interface SequenceSlot extends Slot {
   sequence: LlamaContextSequence;
@@ -58,7 +59,7 @@ type EngineState = "serving" | "draining" | "closed";
 
 export class EmbeddedEngine implements InferenceBackend {
   private state: EngineState = "serving";
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new InFlightGenerations();
   /** Aborts every generation when the engine closes. */
   private readonly closing = new AbortController();
   private readonly grammars: JsonSchemaGrammars;
@@ -237,23 +238,12 @@ export class EmbeddedEngine implements InferenceBackend {
       }
     })();
     this.inFlight.add(run);
-    void run.finally(() => this.inFlight.delete(run));
     return stream;
   }
 
   async drain(graceMs: number): Promise<void> {
     if (this.state === "serving") this.state = "draining";
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new Error(`drain: ${this.inFlight.size} generation(s) still running after ${graceMs} ms`));
-      }, graceMs);
-    });
-    try {
-      await Promise.race([Promise.all(this.inFlight), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.inFlight.drain(graceMs);
   }
 
   /** Aborts what still runs (it finishes with "abort"), then releases every context, model and the Llama instance. */
@@ -261,7 +251,7 @@ export class EmbeddedEngine implements InferenceBackend {
     if (this.state === "closed") return;
     this.state = "closed";
     this.closing.abort();
-    await Promise.all(this.inFlight);
+    await this.inFlight.settled();
     for (const { contexts } of this.byId.values()) for (const context of contexts) await context.dispose();
     for (const model of this.modelsLoaded) await model.dispose();
     if (this.ownsLlama) await this.llama.dispose();

@@ -35,6 +35,7 @@ import {
   requestPath,
 } from "./openai-wire.js";
 import { serverSentEventData } from "./server-sent-events.js";
+import { InFlightGenerations } from "../in-flight.js";
 
 export interface UpstreamModelConfig {
   /** The id requests name (the on-chain model id). */
@@ -98,7 +99,7 @@ type BackendState = "serving" | "draining" | "closed";
 export class UpstreamBackend implements InferenceBackend {
   private state: BackendState = "serving";
   private readonly byId = new Map<string, ServedUpstream>();
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new InFlightGenerations();
   private readonly closing = new AbortController();
   private readonly baseUrl: string;
   private readonly responseTimeoutMs: number;
@@ -207,31 +208,20 @@ export class UpstreamBackend implements InferenceBackend {
         }
       })();
       this.inFlight.add(run);
-      void run.finally(() => this.inFlight.delete(run));
       resolve(stream);
     });
   }
 
   async drain(graceMs: number): Promise<void> {
     if (this.state === "serving") this.state = "draining";
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new Error(`drain: ${this.inFlight.size} generation(s) still running after ${graceMs} ms`));
-      }, graceMs);
-    });
-    try {
-      await Promise.race([Promise.all(this.inFlight), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.inFlight.drain(graceMs);
   }
 
   async close(): Promise<void> {
     if (this.state === "closed") return;
     this.state = "closed";
     this.closing.abort();
-    await Promise.all(this.inFlight);
+    await this.inFlight.settled();
   }
 
   /** One request to the upstream, streamed into `stream`; throws an `InferenceError` on failure. */
