@@ -43,9 +43,10 @@ export class Wakeup {
 
 /**
  * Subscribes to new heads over a websocket, subscribing again after a failure (a restarted node);
- * returns the unsubscribe function.
+ * returns the unsubscribe function. `wake` is called for every new head, and once each time the
+ * subscription starts: blocks mined while it was being set up are announced by no one.
  */
-export function watchHeadsOverWebSocket(wsUrl: string, onHead: (block: number) => void, logger: Logger): () => void {
+export function watchHeadsOverWebSocket(wsUrl: string, wake: () => void, logger: Logger): () => void {
   const transport = webSocket(wsUrl, { reconnect: { attempts: 5, delay: 1_000 }, retryCount: 0 })({});
   let stopped = false;
   let unsubscribe: (() => Promise<unknown>) | undefined;
@@ -61,8 +62,7 @@ export function watchHeadsOverWebSocket(wsUrl: string, onHead: (block: number) =
         const subscription = await transport.value!.subscribe({
           params: ["newHeads"],
           onData: (data) => {
-            const number = (data.result as { number?: string } | undefined)?.number;
-            if (number !== undefined) onHead(Number(number));
+            if ((data.result as { number?: string } | undefined)?.number !== undefined) wake();
           },
           onError: (error) => {
             report(error);
@@ -72,6 +72,7 @@ export function watchHeadsOverWebSocket(wsUrl: string, onHead: (block: number) =
         });
         unsubscribe = subscription.unsubscribe;
         lastError = "";
+        wake();
         return;
       } catch (error) {
         report(error);
