@@ -108,7 +108,7 @@ export const configSchema = z
         maxChunkBlocks: positiveInt.default(10_000),
         /** Logs per eth_getLogs the chunk size aims at. */
         targetLogsPerRequest: positiveInt.default(2_500),
-        /** Most events committed in one transaction when fetched batches are waiting (backfill). */
+        /** Events gathered per backfill commit (fewer only at the end of the range). */
         maxCommitEvents: positiveInt.default(20_000),
         /** Headers per step when following the head. */
         realtimeBatchBlocks: positiveInt.default(100),

@@ -20,6 +20,7 @@ import { assertSameRows } from "./helpers/compare.js";
 import { type TestDatabase, backends, createTestDatabase } from "./helpers/databases.js";
 import { graphql, query } from "./helpers/graphql.js";
 import { startTestIndexer } from "./helpers/indexer.js";
+import { rpcProxy } from "./helpers/rpc-proxy.js";
 import { E18, MarketDriver } from "./helpers/market.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -29,20 +30,27 @@ interface Meta {
   _meta: { block: { number: number; hash: string }; syncing: boolean };
 }
 
-function writeConfig(market: MarketDriver, database: TestDatabase, extra: Record<string, unknown> = {}): string {
+function writeConfig(
+  market: MarketDriver,
+  database: TestDatabase,
+  extra: Record<string, unknown> = {},
+  rpcUrl = market.chain.rpcUrl,
+): string {
   const dir = mkdtempSync(join(tmpdir(), "indexer-config-"));
   const path = join(dir, "indexer.yaml");
   writeFileSync(
     path,
     stringify({
-      chain: { rpcUrls: [market.chain.rpcUrl], finalityDepth: 5, pollIntervalMs: 50 },
+      chain: { rpcUrls: [rpcUrl], finalityDepth: 5, pollIntervalMs: 50 },
       contracts: {
         deploymentFile: join(market.chain.deploymentDir, "deployed_addresses.json"),
         startBlock: Number(market.chain.deploymentBlock),
       },
       database: database.config,
       // Small requests and commits: many checkpoints for the kill to fall between (or inside).
-      sync: { concurrency: 2, targetLogsPerRequest: 50, initialChunkBlocks: 1, maxCommitEvents: 50 },
+      // The chunk size is capped too: the history's blocks are uneven, and an adaptive size grown on
+      // sparse blocks would otherwise fetch the dense ones in one request and commit them at once.
+      sync: { concurrency: 2, targetLogsPerRequest: 50, initialChunkBlocks: 1, maxChunkBlocks: 2, maxCommitEvents: 50 },
       api: { port: 0 },
       probes: { enabled: false },
       log: { format: "json", progress: false },
@@ -85,7 +93,10 @@ void describe("crash safety", () => {
   for (const backend of backends) {
     void test(`SIGKILL mid-backfill and restart: the same rows as a clean index (${backend})`, async () => {
       const database = await createTestDatabase(backend);
-      const config = writeConfig(market, database);
+      // Each eth_getLogs answered late: the backfill takes seconds however fast the database is,
+      // so the kill lands inside it.
+      const slowNode = await rpcProxy(market.chain.rpcUrl, { getLogsDelayMs: 100 });
+      const config = writeConfig(market, database, {}, slowNode.url);
       const start = Number(market.chain.deploymentBlock);
       try {
         let checkpoint = start - 1;
@@ -131,6 +142,7 @@ void describe("crash safety", () => {
           await clean.dispose();
         }
       } finally {
+        slowNode.server.close();
         await database.drop();
         rmSync(config, { force: true });
       }

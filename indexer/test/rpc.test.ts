@@ -13,51 +13,8 @@ import { MarketLogDecoder } from "../src/events/decode.js";
 import { backends } from "./helpers/databases.js";
 import { startTestIndexer } from "./helpers/indexer.js";
 import { MarketDriver } from "./helpers/market.js";
+import { rpcProxy } from "./helpers/rpc-proxy.js";
 import { waitFor } from "./helpers/wait.js";
-
-interface JsonRpcRequest {
-  id: number;
-  method: string;
-  params: [{ fromBlock: string; toBlock: string }];
-}
-
-/** A JSON-RPC proxy to `target` that refuses eth_getLogs over more than `maxBlocks` blocks. */
-async function rangeLimitingProxy(target: string, maxBlocks: number, message: (limit: number) => string) {
-  const stats = { getLogs: 0, refused: 0 };
-  const server = createServer((request, response) => {
-    let body = "";
-    request.on("data", (chunk: Buffer) => (body += chunk.toString()));
-    request.on("end", () => {
-      const parsed = JSON.parse(body) as JsonRpcRequest | JsonRpcRequest[];
-      const requests = Array.isArray(parsed) ? parsed : [parsed];
-      void Promise.all(
-        requests.map(async (call) => {
-          if (call.method === "eth_getLogs") {
-            stats.getLogs++;
-            const span = Number(call.params[0].toBlock) - Number(call.params[0].fromBlock) + 1;
-            if (span > maxBlocks) {
-              stats.refused++;
-              return { jsonrpc: "2.0", id: call.id, error: { code: -32005, message: message(maxBlocks) } };
-            }
-          }
-          const answer = await fetch(target, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(call),
-          });
-          return (await answer.json()) as unknown;
-        }),
-      ).then((answers) => {
-        response.setHeader("content-type", "application/json");
-        response.end(JSON.stringify(Array.isArray(parsed) ? answers : answers[0]));
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return { url: `http://127.0.0.1:${address.port}`, server, stats };
-}
 
 /** A URL where nothing listens. */
 async function deadUrl(): Promise<string> {
@@ -98,7 +55,10 @@ const client = (urls: string[]) =>
 
 void describe("eth_getLogs adapts to what the node accepts", () => {
   void test("a stated limit is taken at its word; later ranges stay under it", async () => {
-    const proxy = await rangeLimitingProxy(market.chain.rpcUrl, 5, (limit) => `query exceeds max block range ${limit}`);
+    const proxy = await rpcProxy(market.chain.rpcUrl, {
+      maxBlocks: 5,
+      refusal: (limit) => `query exceeds max block range ${limit}`,
+    });
     servers.push(proxy.server);
     const decoder = new MarketLogDecoder(market.addresses);
     const head = await market.blockNumber();
@@ -115,7 +75,10 @@ void describe("eth_getLogs adapts to what the node accepts", () => {
   });
 
   void test("a refusal without a number halves the range until it passes", async () => {
-    const proxy = await rangeLimitingProxy(market.chain.rpcUrl, 3, () => "query returned more than 10000 results");
+    const proxy = await rpcProxy(market.chain.rpcUrl, {
+      maxBlocks: 3,
+      refusal: () => "query returned more than 10000 results",
+    });
     servers.push(proxy.server);
     const decoder = new MarketLogDecoder(market.addresses);
     const head = await market.blockNumber();
@@ -163,11 +126,10 @@ void describe("failover", () => {
 for (const backend of backends) {
   void describe(`the indexer through unreliable endpoints (${backend})`, () => {
     void test("a dead endpoint and a range-limited one: everything indexed", async () => {
-      const proxy = await rangeLimitingProxy(
-        market.chain.rpcUrl,
-        4,
-        (limit) => `query exceeds max block range ${limit}`,
-      );
+      const proxy = await rpcProxy(market.chain.rpcUrl, {
+        maxBlocks: 4,
+        refusal: (limit) => `query exceeds max block range ${limit}`,
+      });
       servers.push(proxy.server);
       const indexer = await startTestIndexer(market, backend, {
         chain: { rpcUrls: [await deadUrl(), proxy.url], finalityDepth: 3 },
