@@ -42,6 +42,33 @@ async function userClose(market: MarketWithBid, session: Awaited<ReturnType<type
   return market.sessionRouter.connect(market.user).closeSession(session.terms, receipt, signature, "0x");
 }
 
+/** `openSessionWithPermit` by the fixture's user, on a fresh approval and permit, naming `sessionKey`. */
+async function openWithPermit(market: MarketWithBid, sessionKey: string) {
+  const approval = await makeApproval(market);
+  const signature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
+  const deadline = BigInt(await time.latest()) + 3_600n;
+  const permit = await signPermit(
+    market.token,
+    market.user,
+    await market.sessionRouter.getAddress(),
+    DEPOSIT,
+    deadline,
+  );
+  return market.sessionRouter
+    .connect(market.user)
+    .openSessionWithPermit(
+      approval,
+      signature,
+      DEPOSIT,
+      MAX_PRICES,
+      sessionKey,
+      deadline,
+      permit.v,
+      permit.r,
+      permit.s,
+    );
+}
+
 describe("SessionRouter: session keys", function () {
   describe("open", function () {
     it("puts the session key in the terms, the event and the session id", async function () {
@@ -76,51 +103,16 @@ describe("SessionRouter: session keys", function () {
 
     it("a zero session key: ZeroSessionKey (openSessionWithPermit)", async function () {
       const market = await loadFixture(marketWithBid);
-      const approval = await makeApproval(market);
-      const signature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
-      const routerAddress = await market.sessionRouter.getAddress();
-      const deadline = BigInt(await time.latest()) + 3_600n;
-      const permit = await signPermit(market.token, market.user, routerAddress, DEPOSIT, deadline);
-      await expect(
-        market.sessionRouter
-          .connect(market.user)
-          .openSessionWithPermit(
-            approval,
-            signature,
-            DEPOSIT,
-            MAX_PRICES,
-            ethers.ZeroAddress,
-            deadline,
-            permit.v,
-            permit.r,
-            permit.s,
-          ),
-      ).to.be.revertedWithCustomError(market.sessionRouter, "ZeroSessionKey");
+      await expect(openWithPermit(market, ethers.ZeroAddress)).to.be.revertedWithCustomError(
+        market.sessionRouter,
+        "ZeroSessionKey",
+      );
     });
 
     it("openSessionWithPermit takes the session key too", async function () {
       const market = await loadFixture(marketWithBid);
       const key = new ethers.Wallet(SESSION_KEY);
-      const approval = await makeApproval(market);
-      const signature = await signTyped(market.provider, market.domain, "SessionApproval", approval);
-      const routerAddress = await market.sessionRouter.getAddress();
-      const deadline = BigInt(await time.latest()) + 3_600n;
-      const permit = await signPermit(market.token, market.user, routerAddress, DEPOSIT, deadline);
-      await expect(
-        market.sessionRouter
-          .connect(market.user)
-          .openSessionWithPermit(
-            approval,
-            signature,
-            DEPOSIT,
-            MAX_PRICES,
-            key.address,
-            deadline,
-            permit.v,
-            permit.r,
-            permit.s,
-          ),
-      )
+      await expect(openWithPermit(market, key.address))
         .to.emit(market.sessionRouter, "SessionOpened")
         .withArgs(
           (id: string) => ethers.isHexString(id, 32),

@@ -321,15 +321,18 @@ describe("SessionRouter: session lifecycle", function () {
       return { wallet, routerAddress, deadline, v, r, s, approval, approvalSignature };
     }
 
-    it("opens from a fresh wallet with no allowance in one transaction", async function () {
-      const market = await loadFixture(marketWithBid);
-      const p = await freshWalletWithPermit(market, DEPOSIT);
-      const tx = market.sessionRouter
+    /** The fresh wallet's `openSessionWithPermit` of `deposit`, with its permit and approval. */
+    function openWithPermit(
+      market: MarketWithBid,
+      p: Awaited<ReturnType<typeof freshWalletWithPermit>>,
+      deposit: bigint,
+    ) {
+      return market.sessionRouter
         .connect(p.wallet)
         .openSessionWithPermit(
           p.approval,
           p.approvalSignature,
-          DEPOSIT,
+          deposit,
           MAX_PRICES,
           p.approval.user,
           p.deadline,
@@ -337,6 +340,12 @@ describe("SessionRouter: session lifecycle", function () {
           p.r,
           p.s,
         );
+    }
+
+    it("opens from a fresh wallet with no allowance in one transaction", async function () {
+      const market = await loadFixture(marketWithBid);
+      const p = await freshWalletWithPermit(market, DEPOSIT);
+      const tx = openWithPermit(market, p, DEPOSIT);
       await expect(tx).to.emit(market.sessionRouter, "SessionOpened");
       await expect(tx).to.changeTokenBalances(market.token, [p.wallet, market.escrow], [-DEPOSIT, DEPOSIT]);
       const opened = await openedSession(market, await tx);
@@ -352,19 +361,7 @@ describe("SessionRouter: session lifecycle", function () {
         .connect(market.stranger)
         .permit(p.wallet.address, p.routerAddress, DEPOSIT, p.deadline, p.v, p.r, p.s);
       expect(await market.token.allowance(p.wallet.address, p.routerAddress)).to.equal(DEPOSIT);
-      const tx = market.sessionRouter
-        .connect(p.wallet)
-        .openSessionWithPermit(
-          p.approval,
-          p.approvalSignature,
-          DEPOSIT,
-          MAX_PRICES,
-          p.approval.user,
-          p.deadline,
-          p.v,
-          p.r,
-          p.s,
-        );
+      const tx = openWithPermit(market, p, DEPOSIT);
       await expect(tx).to.emit(market.sessionRouter, "SessionOpened");
       await expect(tx).to.changeTokenBalances(market.token, [p.wallet, market.escrow], [-DEPOSIT, DEPOSIT]);
     });
@@ -372,22 +369,8 @@ describe("SessionRouter: session lifecycle", function () {
     it("fails on the transfer when the permit is invalid and there is no allowance", async function () {
       const market = await loadFixture(marketWithBid);
       const p = await freshWalletWithPermit(market, DEPOSIT);
-      // The permit was signed for DEPOSIT; asking for one token more invalidates it.
-      await expect(
-        market.sessionRouter
-          .connect(p.wallet)
-          .openSessionWithPermit(
-            p.approval,
-            p.approvalSignature,
-            DEPOSIT - 1n,
-            MAX_PRICES,
-            p.approval.user,
-            p.deadline,
-            p.v,
-            p.r,
-            p.s,
-          ),
-      )
+      // The permit was signed for DEPOSIT; asking for one token less invalidates it.
+      await expect(openWithPermit(market, p, DEPOSIT - 1n))
         .to.be.revertedWithCustomError(market.token, "ERC20InsufficientAllowance")
         .withArgs(p.routerAddress, 0n, DEPOSIT - 1n);
     });

@@ -8,7 +8,7 @@
  * For each model: tokens/s and time to first token of one stream, then total tokens/s with 1, 2, 4 and
  * 8 concurrent streams, for each target. The last line is one JSON object for the compute-bound model:
  * {"agentVsDirect": agent tok/s ÷ direct tok/s at 1 stream, "addedTtftMs": …, "totalTokensPerSecond": {…}},
- * where "agent" is the HTTP API when `measureAgentHttp` provides it, else the embedded engine.
+ * where "agent" is the agent's HTTP API (agent-http.ts).
  *
  * Other engineers' jobs share this machine's cores: figures drift between runs. Compare targets
  * within one run (they are measured interleaved, median of `--repeats`), not across runs.
@@ -46,17 +46,6 @@ const MODELS: readonly BenchModel[] = [
 /** About 40 tokens in the byte-level vocabulary. */
 const PROMPT = "The market matches GPU owners with people who need inference.";
 
-/**
- * The agent's HTTP layer: the same requests streamed through a whole agent's OpenAI-compatible API
- * (`POST /v1/completions`, `stream: true`, `temperature: 0`, the prompt and `max_tokens` given to
- * `run`, tokens counted from the final `usage`), started in process on port 0 with
- * `options.modelPath` as its only model and a real session on a local chain (agent-http.ts). Its
- * numbers replace the engine's in the final JSON line.
- */
-function measureAgentHttp(llama: Llama, options: TargetOptions): Promise<BenchTarget | undefined> {
-  return agentHttpTarget(llama, options);
-}
-
 interface ModelReport {
   model: BenchModel["name"];
   byTarget: Map<string, Measurement[]>;
@@ -84,8 +73,9 @@ async function benchModel(
     `\n== ${model.name} model (${model.shape.embeddingLength}-dim, ${model.shape.blockCount} layers, ${model.tensorType}), ${settings.threads} thread(s), ${tokens} tokens per stream ==`,
   );
   const targets: BenchTarget[] = [await directTarget(llama, options), await engineTarget(llama, options)];
-  const http = await measureAgentHttp(llama, options);
-  if (http) targets.push(http);
+  // The agent's HTTP API (agent-http.ts): a whole agent in process, a real session on a local chain.
+  const http = await agentHttpTarget(llama, options);
+  targets.push(http);
   if (settings.llamaServer) targets.push(await llamaServerTarget(settings.llamaServer, options));
 
   const byTarget = new Map<string, Measurement[]>(targets.map((target) => [target.name, []]));
@@ -115,7 +105,7 @@ async function benchModel(
     const rates = measurements.map((m) => `${(m.tokensPerCpuSecond ?? 0).toFixed(1)} tok/s`.padStart(14)).join("");
     console.log(`${name.padEnd(pad)}  ${rates}`);
   }
-  const agentTarget = http?.name ?? "embedded engine";
+  const agentTarget = http.name;
   const direct = byTarget.get("node-llama-cpp direct")![0]!;
   const agent = byTarget.get(agentTarget)![0]!;
   console.log(

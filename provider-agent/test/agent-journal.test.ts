@@ -195,6 +195,34 @@ void describe("session book and approval ledger", () => {
     await journal.close();
   });
 
+  void it("forgets a session settled before the cutoff, in memory, and keeps open ones and recent ones", async () => {
+    const dir = await freshDir();
+    const { journal } = await Journal.open(dir, quiet());
+    const book = new SessionBook(journal);
+    const OPEN: Hex = `0x${"bb".repeat(32)}`;
+    for (const sessionId of [SESSION, OPEN]) {
+      book.upsertChain({
+        sessionId,
+        terms: terms({ input: 1n, output: 1n }),
+        bidId: SESSION,
+        deposit: 10n ** 18n,
+        endsAt: 50_000,
+        phase: "open",
+        openedBlock: 1n,
+      });
+    }
+    await book.markSettled(SESSION);
+    assert.equal(book.forgetSettled(Date.now() - 3_600_000), 0); // settled just now: kept
+    assert.ok(book.get(SESSION));
+    assert.equal(book.forgetSettled(Date.now() + 1), 1);
+    assert.equal(book.get(SESSION), undefined);
+    assert.deepEqual(
+      book.all().map((account) => account.id),
+      [OPEN],
+    );
+    await journal.close();
+  });
+
   void it("hands out rising nonces, never below the chain's next nonce nor one already issued", async () => {
     const dir = await freshDir();
     const { journal } = await Journal.open(dir, quiet());

@@ -27,9 +27,10 @@ export async function latestProviderMetadata(
     fromBlock,
     head,
   );
-  const decoded = parseEventLogs({ abi: providerRegistryAbi, logs: logs.sort(byChainOrder) });
-  for (const log of decoded.reverse()) {
-    if (log.eventName === "ProviderRegistered" || log.eventName === "ProviderUpdated") return log.args.metadataURI;
-  }
-  return undefined;
+  const decoded = parseEventLogs({
+    abi: providerRegistryAbi,
+    eventName: ["ProviderRegistered", "ProviderUpdated"],
+    logs: logs.sort(byChainOrder),
+  });
+  return decoded.at(-1)?.args.metadataURI;
 }
