@@ -10,7 +10,7 @@
 import type { Address, Hex } from "viem";
 import type { ChangeSet } from "../store/changeSet.js";
 import type { FeedKind } from "../store/feed.js";
-import type { BidRow, ReceiptJson, SessionRow } from "../store/tables.js";
+import { type BidRow, type ReceiptJson, type SessionRow, emptyStake } from "../store/tables.js";
 import { type ContractName, type EventName, type LogPosition, type MarketEvent, addressOrNull } from "./decode.js";
 import { recordSettlement } from "../ranking/aggregates.js";
 
@@ -67,16 +67,7 @@ function credit(rows: ChangeSet, account: Address, role: EarningsRole, amount: b
 }
 
 async function stakeOf(rows: ChangeSet, account: Address) {
-  return (
-    (await rows.get("stakes", [account])) ?? {
-      account,
-      staked: "0",
-      unbonding: "0",
-      unlock_at: 0,
-      withdrawn: "0",
-      updated_block: 0,
-    }
-  );
+  return (await rows.get("stakes", [account])) ?? emptyStake(account);
 }
 
 function bidPayload(change: "POSTED" | "UPDATED" | "DELETED", bid: BidRow, event: LogPosition) {

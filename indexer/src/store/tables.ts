@@ -28,6 +28,11 @@ export const stakes = table("stakes", ["account"], {
   updated_block: int8(),
 });
 
+/** An account's stake before `Staking` has said anything about it: zero everywhere. */
+export function emptyStake(account: string): StakeRow {
+  return { account, staked: "0", unbonding: "0", unlock_at: 0, withdrawn: "0", updated_block: 0 };
+}
+
 export const providers = table("providers", ["address"], {
   address: text(),
   operator: nullable(text()),
