@@ -116,8 +116,6 @@ async function earningsOf(db: Db, address: string) {
   };
 }
 
-const receiptOf = (receipt: ReceiptJson) => receipt;
-
 function settledReceipt(session: SessionRow): ReceiptJson {
   return {
     seq: session.receipt_seq ?? "0",
@@ -390,7 +388,7 @@ export const resolvers = {
             closedBy: session.close_requested_by,
             closedAt: session.close_requested_at,
             challengeEndsAt: session.challenge_ends_at,
-            receipt: receiptOf(session.pending_receipt),
+            receipt: session.pending_receipt,
           },
     settlement: (session: SessionRow) =>
       session.status !== "settled"

@@ -8,6 +8,7 @@
  * read, so a batch loads them in a few set-wise queries instead of one query per event.
  */
 import type { Address, Hex } from "viem";
+import { type UsageReceipt, receiptToJson } from "../../../protocol/index.js";
 import type { ChangeSet } from "../store/changeSet.js";
 import type { FeedKind } from "../store/feed.js";
 import { type BidRow, type ReceiptJson, type SessionRow, emptyStake } from "../store/tables.js";
@@ -499,22 +500,10 @@ export const handlers: HandlerTable = {
   },
 };
 
-function receiptJson(receipt: {
-  seq: bigint;
-  inputTokens: bigint;
-  outputTokens: bigint;
-  requests: number;
-  ttftMsAvg: number;
-  tpsX1000Avg: number;
-}): ReceiptJson {
-  return {
-    seq: receipt.seq.toString(),
-    inputTokens: receipt.inputTokens.toString(),
-    outputTokens: receipt.outputTokens.toString(),
-    requests: receipt.requests,
-    ttftMsAvg: receipt.ttftMsAvg,
-    tpsX1000Avg: receipt.tpsX1000Avg,
-  };
+/** The receipt as stored: protocol's JSON form, less the session id the row already has. */
+function receiptJson(receipt: UsageReceipt): ReceiptJson {
+  const { sessionId: _sessionId, ...stored } = receiptToJson(receipt);
+  return stored;
 }
 
 /** The handler of an event, or undefined when the event is ignored on purpose. */

@@ -4,17 +4,11 @@
  * journal and the subscription feed. The DDL is in `migrations.ts`.
  */
 import type { ColumnType, Generated } from "kysely";
+import type { UsageReceiptJson } from "../../../protocol/index.js";
 import { type RowOf, bool, float8, int4, int8, jsonb, nullable, numeric, table, text } from "./columns.js";
 
-/** A usage receipt as stored in JSON: uint64 fields as decimal strings. */
-export interface ReceiptJson {
-  seq: string;
-  inputTokens: string;
-  outputTokens: string;
-  requests: number;
-  ttftMsAvg: number;
-  tpsX1000Avg: number;
-}
+/** A usage receipt as stored in JSON (uint64 fields as decimal strings), without its session id. */
+export type ReceiptJson = Omit<UsageReceiptJson, "sessionId">;
 
 /* ENTITY TABLES: written only through a ChangeSet, so every change is journaled. */
 
