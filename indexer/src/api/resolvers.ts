@@ -11,7 +11,14 @@ import type { RankedProvider } from "../ranking/score.js";
 import type { ChainState } from "../store/chainState.js";
 import type { Db } from "../store/database.js";
 import type { FeedRow } from "../store/feed.js";
-import type { BidRow, ModelRow, ProviderRow, ReceiptJson, SessionRow } from "../store/tables.js";
+import {
+  type BidRow,
+  type ModelRow,
+  type ProviderRow,
+  type ReceiptJson,
+  type SessionRow,
+  emptyStake,
+} from "../store/tables.js";
 import { addressArg, badInput, bytes32Arg, firstArg, optionalAddressArg, optionalBytes32Arg } from "./args.js";
 import {
   type BidFilter,
@@ -86,15 +93,6 @@ const longScalar = new GraphQLScalarType<number, number>({
 
 /* SHARED PIECES */
 
-const zeroStake = (account: string) => ({
-  account,
-  staked: "0",
-  unbonding: "0",
-  unlock_at: 0,
-  withdrawn: "0",
-  updated_block: 0,
-});
-
 function listArgs<F, O extends string>(args: Args<Partial<ListArgs<F, O>>>, maxFirst: number): ListArgs<F, O> {
   return { ...args, first: firstArg(args.first, maxFirst) };
 }
@@ -117,8 +115,6 @@ async function earningsOf(db: Db, address: string) {
     roles,
   };
 }
-
-const receiptOf = (receipt: ReceiptJson) => receipt;
 
 function settledReceipt(session: SessionRow): ReceiptJson {
   return {
@@ -275,7 +271,7 @@ export const resolvers = {
     registeredBlock: (provider: ProviderRow) => provider.registered_block,
     updatedBlock: (provider: ProviderRow) => provider.updated_block,
     async stake(provider: ProviderRow, _: unknown, context: ApiContext) {
-      return (await context.loaders.stake.load(provider.address)) ?? zeroStake(provider.address);
+      return (await context.loaders.stake.load(provider.address)) ?? emptyStake(provider.address);
     },
     bids: (provider: ProviderRow, args: Args<Partial<ListArgs<BidFilter, BidOrderBy>>>, context: ApiContext) =>
       listBids(
@@ -392,7 +388,7 @@ export const resolvers = {
             closedBy: session.close_requested_by,
             closedAt: session.close_requested_at,
             challengeEndsAt: session.challenge_ends_at,
-            receipt: receiptOf(session.pending_receipt),
+            receipt: session.pending_receipt,
           },
     settlement: (session: SessionRow) =>
       session.status !== "settled"

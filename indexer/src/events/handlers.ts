@@ -8,9 +8,10 @@
  * read, so a batch loads them in a few set-wise queries instead of one query per event.
  */
 import type { Address, Hex } from "viem";
+import { type UsageReceipt, receiptToJson } from "../../../protocol/index.js";
 import type { ChangeSet } from "../store/changeSet.js";
 import type { FeedKind } from "../store/feed.js";
-import type { BidRow, ReceiptJson, SessionRow } from "../store/tables.js";
+import { type BidRow, type ReceiptJson, type SessionRow, emptyStake } from "../store/tables.js";
 import { type ContractName, type EventName, type LogPosition, type MarketEvent, addressOrNull } from "./decode.js";
 import { recordSettlement } from "../ranking/aggregates.js";
 
@@ -67,16 +68,7 @@ function credit(rows: ChangeSet, account: Address, role: EarningsRole, amount: b
 }
 
 async function stakeOf(rows: ChangeSet, account: Address) {
-  return (
-    (await rows.get("stakes", [account])) ?? {
-      account,
-      staked: "0",
-      unbonding: "0",
-      unlock_at: 0,
-      withdrawn: "0",
-      updated_block: 0,
-    }
-  );
+  return (await rows.get("stakes", [account])) ?? emptyStake(account);
 }
 
 function bidPayload(change: "POSTED" | "UPDATED" | "DELETED", bid: BidRow, event: LogPosition) {
@@ -508,22 +500,10 @@ export const handlers: HandlerTable = {
   },
 };
 
-function receiptJson(receipt: {
-  seq: bigint;
-  inputTokens: bigint;
-  outputTokens: bigint;
-  requests: number;
-  ttftMsAvg: number;
-  tpsX1000Avg: number;
-}): ReceiptJson {
-  return {
-    seq: receipt.seq.toString(),
-    inputTokens: receipt.inputTokens.toString(),
-    outputTokens: receipt.outputTokens.toString(),
-    requests: receipt.requests,
-    ttftMsAvg: receipt.ttftMsAvg,
-    tpsX1000Avg: receipt.tpsX1000Avg,
-  };
+/** The receipt as stored: protocol's JSON form, less the session id the row already has. */
+function receiptJson(receipt: UsageReceipt): ReceiptJson {
+  const { sessionId: _sessionId, ...stored } = receiptToJson(receipt);
+  return stored;
 }
 
 /** The handler of an event, or undefined when the event is ignored on purpose. */

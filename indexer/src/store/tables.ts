@@ -4,17 +4,11 @@
  * journal and the subscription feed. The DDL is in `migrations.ts`.
  */
 import type { ColumnType, Generated } from "kysely";
+import type { UsageReceiptJson } from "../../../protocol/index.js";
 import { type RowOf, bool, float8, int4, int8, jsonb, nullable, numeric, table, text } from "./columns.js";
 
-/** A usage receipt as stored in JSON: uint64 fields as decimal strings. */
-export interface ReceiptJson {
-  seq: string;
-  inputTokens: string;
-  outputTokens: string;
-  requests: number;
-  ttftMsAvg: number;
-  tpsX1000Avg: number;
-}
+/** A usage receipt as stored in JSON (uint64 fields as decimal strings), without its session id. */
+export type ReceiptJson = Omit<UsageReceiptJson, "sessionId">;
 
 /* ENTITY TABLES: written only through a ChangeSet, so every change is journaled. */
 
@@ -27,6 +21,11 @@ export const stakes = table("stakes", ["account"], {
   withdrawn: numeric(),
   updated_block: int8(),
 });
+
+/** An account's stake before `Staking` has said anything about it: zero everywhere. */
+export function emptyStake(account: string): StakeRow {
+  return { account, staked: "0", unbonding: "0", unlock_at: 0, withdrawn: "0", updated_block: 0 };
+}
 
 export const providers = table("providers", ["address"], {
   address: text(),

@@ -23,7 +23,9 @@ import { privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import {
   type MarketAddresses,
+  type SignedUsageReceipt,
   type UsageReceipt,
+  emptyReceipt,
   escrowAbi,
   marketDomain,
   marketTokenAbi,
@@ -32,8 +34,8 @@ import {
   providerRegistryAbi,
   sessionRouterAbi,
   sessionTypes,
+  signReceipt,
   signSessionApproval,
-  signUsageReceipt,
   stakingAbi,
 } from "../../../protocol/index.js";
 import { type LocalMarket, startLocalMarket } from "../../../scripts/local-chain.js";
@@ -244,29 +246,25 @@ export class MarketDriver {
     throw new Error("no SessionOpened event");
   }
 
-  async signedReceipt(session: OpenedSession, seq: bigint, stats: ReceiptStats) {
-    const receipt: UsageReceipt = { sessionId: session.sessionId, seq, requests: Number(seq), ...stats };
-    return { receipt, signature: await signUsageReceipt(session.user, this.domain, receipt) };
+  signedReceipt(session: OpenedSession, seq: bigint, stats: ReceiptStats) {
+    return signReceipt(session.user, this.domain, {
+      sessionId: session.sessionId,
+      seq,
+      requests: Number(seq),
+      ...stats,
+    });
   }
 
-  emptyReceipt(session: OpenedSession): UsageReceipt {
-    return {
-      sessionId: session.sessionId,
-      seq: 0n,
-      inputTokens: 0n,
-      outputTokens: 0n,
-      requests: 0,
-      ttftMsAvg: 0,
-      tpsX1000Avg: 0,
-    };
+  /** What a close carries: the receipt for `stats`, or the unsigned empty receipt when `stats` is null. */
+  private closingReceipt(session: OpenedSession, seq: bigint, stats: ReceiptStats | null): Promise<SignedUsageReceipt> {
+    return stats === null
+      ? Promise.resolve({ receipt: emptyReceipt(session.sessionId), signature: "0x" })
+      : this.signedReceipt(session, seq, stats);
   }
 
   /** The provider (or operator) closes with a receipt: settles at once. `stats: null` closes with no receipt. */
   async settleByProvider(session: OpenedSession, closer: PrivateKeyAccount, stats: ReceiptStats | null) {
-    const { receipt, signature } =
-      stats === null
-        ? { receipt: this.emptyReceipt(session), signature: "0x" as Hex }
-        : await this.signedReceipt(session, 1n, stats);
+    const { receipt, signature } = await this.closingReceipt(session, 1n, stats);
     return this.send(closer, this.addresses.sessionRouter, sessionRouterAbi, "closeSession", [
       session.terms,
       receipt,
@@ -277,10 +275,7 @@ export class MarketDriver {
 
   /** The user asks to close (no countersignature): the session waits for its challenge window. */
   async requestClose(session: OpenedSession, stats: ReceiptStats | null, seq = 1n) {
-    const { receipt, signature } =
-      stats === null
-        ? { receipt: this.emptyReceipt(session), signature: "0x" as Hex }
-        : await this.signedReceipt(session, seq, stats);
+    const { receipt, signature } = await this.closingReceipt(session, seq, stats);
     await this.send(session.user, this.addresses.sessionRouter, sessionRouterAbi, "closeSession", [
       session.terms,
       receipt,
