@@ -254,6 +254,7 @@ export async function deployLocalMarket(rpcUrl: string, options: DeployOptions =
   const parametersFile = join(tmpdir(), `local-market-${deploymentId}-${process.pid}.json`);
   writeFileSync(parametersFile, JSON.stringify({ LocalMarket: { ...defaults, ...options.parameters } }));
 
+  const logFile = options.logFile ?? join(tmpdir(), `ignition-${deploymentId}.log`);
   const firstBlock = BigInt(await rpc<string>(rpcUrl, "eth_blockNumber")) + 1n;
   const child = spawnHardhat(
     [
@@ -269,7 +270,7 @@ export async function deployLocalMarket(rpcUrl: string, options: DeployOptions =
     ],
     {
       env: { LOCALHOST_RPC_URL: rpcUrl },
-      logFile: options.logFile ?? join(tmpdir(), `ignition-${deploymentId}.log`),
+      logFile,
       exitWithParent: true,
       ...(options.signal ? { signal: options.signal } : {}),
     },
@@ -277,7 +278,7 @@ export async function deployLocalMarket(rpcUrl: string, options: DeployOptions =
   const code = await exited(child).finally(() => rmSync(parametersFile, { force: true }));
   if (code !== 0) {
     throw new LocalChainError(
-      `Ignition could not deploy LocalMarket on ${rpcUrl} (exit ${code ?? "signal"}):\n${tail(options.logFile ?? join(tmpdir(), `ignition-${deploymentId}.log`))}`,
+      `Ignition could not deploy LocalMarket on ${rpcUrl} (exit ${code ?? "signal"}):\n${tail(logFile)}`,
     );
   }
   const addresses = loadMarketAddresses(join(deploymentDir, "deployed_addresses.json"));

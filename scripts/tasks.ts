@@ -42,7 +42,7 @@ const HARDHAT_NETWORK_NAME = "hardhat";
  * A task run without --network runs on Hardhat's in-process network: a fresh, empty chain with the
  * same chain id (31337) as a local node, so Ignition's chain-31337 file points at nothing there.
  */
-export const IN_PROCESS_NETWORK_MESSAGE =
+const IN_PROCESS_NETWORK_MESSAGE =
   "add --network localhost: without --network the task runs on Hardhat's in-process network, a fresh and " +
   "empty chain on every run, not on the node `npm start` runs (for another node, name its network, or pass " +
   "--deployment with the addresses of a market deployed on the in-process network)";

@@ -10,7 +10,7 @@ import { TINY_SHAPE, writeLlamaTestModel } from "../../provider-agent/src/models
 import type { ServedModel } from "./service-configs";
 
 const ROOT = join(dirname(__filename), "..", ".."); // __dirname is wrong when an ES module imports this (local-chain.ts)
-export const TINY_MODEL_FILE = join(ROOT, "cache", "models", "tiny.gguf");
+const TINY_MODEL_FILE = join(ROOT, "cache", "models", "tiny.gguf");
 /** The seed of `npm run model:tiny`'s model: the same bytes, so the same sha256 and model id. */
 const TINY_MODEL_SEED = 1;
 

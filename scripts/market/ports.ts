@@ -3,8 +3,7 @@
  * with a note saying which port was busy (so a second `npm start`, or another program on 8545,
  * never stops the start with a bind error halfway).
  */
-import { createServer } from "node:net";
-import { freePort } from "../local-chain";
+import { LocalChainError, assertPortFree, freePort } from "../local-chain";
 
 export interface ChosenPort {
   port: number;
@@ -14,11 +13,10 @@ export interface ChosenPort {
 
 /** Whether something already listens on `port` (any error but "in use" counts as free: bind finds out). */
 export function portInUse(port: number, host = "127.0.0.1"): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "EADDRINUSE"));
-    probe.listen(port, host, () => probe.close(() => resolve(false)));
-  });
+  return assertPortFree(port, host).then(
+    () => false,
+    (error: unknown) => error instanceof LocalChainError,
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The processes of a local market (hardhat node, indexer, provider agents, a consumer), each
- * started under a name, its output shown with that name (or written to a log file), watched for
+ * started under a name, its output shown with that name, watched for
  * an unexpected exit, and stopped in the reverse order of their start.
  *
  * Every child is started with `exit-with-parent.cjs` on a stdin pipe: if this process dies, even
@@ -8,8 +8,6 @@
  * (`detached`), so that a Ctrl-C reaches only this process, which stops them in order.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
-import { dirname } from "node:path";
 import { EXIT_WITH_PARENT, stopProcess } from "../local-chain";
 import { formatLogLine } from "./log-lines";
 import type { PrefixedOutput } from "./prefixed-output";
@@ -37,8 +35,6 @@ export interface NodeProcessOptions {
   args: string[];
   cwd: string;
   env?: NodeJS.ProcessEnv;
-  /** Output to this file instead of the terminal. */
-  logFile?: string;
   /** Format JSON log lines for the terminal (default true). */
   formatLogs?: boolean;
   /** Show partial lines as they arrive (a chat stream). */
@@ -63,35 +59,23 @@ export class ProcessGroup {
 
   constructor(private readonly options: ProcessGroupOptions) {}
 
-  get isStopping(): boolean {
-    return this.stopping;
-  }
-
   /** Starts `node <args>` as the process `name`. */
   startNode(name: string, options: NodeProcessOptions): ManagedProcess {
-    let stdout: "pipe" | number = "pipe";
-    if (options.logFile !== undefined) {
-      mkdirSync(dirname(options.logFile), { recursive: true });
-      stdout = openSync(options.logFile, "a");
-    }
     const child = spawn(process.execPath, ["--require", EXIT_WITH_PARENT, ...options.args], {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
-      stdio: ["pipe", stdout, stdout],
+      stdio: ["pipe", "pipe", "pipe"],
       detached: this.options.detached ?? false,
     });
-    if (typeof stdout === "number") closeSync(stdout);
-    if (child.stdout && child.stderr) {
-      const source = this.options.output.source(name, {
-        ...(options.formatLogs === false ? {} : { format: formatLogLine }),
-        ...(options.streaming ? { streaming: true } : {}),
-      });
-      for (const stream of [child.stdout, child.stderr]) {
-        stream.setEncoding("utf8");
-        stream.on("data", (text: string) => source.write(text));
-      }
-      child.once("exit", () => source.end());
+    const source = this.options.output.source(name, {
+      ...(options.formatLogs === false ? {} : { format: formatLogLine }),
+      ...(options.streaming ? { streaming: true } : {}),
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.setEncoding("utf8");
+      stream.on("data", (text: string) => source.write(text));
     }
+    child.once("exit", () => source.end());
     return this.adopt(name, child, { oneShot: options.oneShot ?? false });
   }
 

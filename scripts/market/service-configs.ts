@@ -47,11 +47,8 @@ export interface AgentSetup {
   dataDir: string;
   model: ServedModel;
   prices: BidPrices;
-  /** Worth of tokens served past the last receipt (default: the agent's). */
-  creditLimit?: bigint;
   /** 0: claim only on demand (`provider-agent claim`). */
   claimIntervalSeconds: number;
-  logLevel?: "debug" | "info" | "warn" | "error";
 }
 
 /** The agent's config as agent.yaml holds it (amounts as decimal strings, as the YAML wants them). */
@@ -101,10 +98,9 @@ export function agentConfig(setup: AgentSetup): AgentConfigInput {
         maxTokens: model.maxTokens,
       },
     ],
-    ...(setup.creditLimit === undefined ? {} : { sessions: { creditLimit: decimal(setup.creditLimit) } }),
     settlement: { checkIntervalSeconds: 2, claimIntervalSeconds: setup.claimIntervalSeconds },
     dataDir: setup.dataDir,
-    log: { level: setup.logLevel ?? "info" },
+    log: { level: "info" },
   };
 }
 
@@ -119,7 +115,6 @@ export interface IndexerSetup {
   dataDir: string;
   /** How often the providers' endpoints are probed for availability. */
   probeIntervalMs?: number;
-  logLevel?: "debug" | "info" | "warn" | "error";
 }
 
 /** The indexer's config as indexer.yaml holds it (PGlite, GraphiQL on). */
@@ -136,7 +131,7 @@ export function indexerConfig(setup: IndexerSetup): Record<string, unknown> {
     database: { dataDir: setup.dataDir },
     api: { host: setup.host, port: setup.port, dev: true },
     probes: { intervalMs: setup.probeIntervalMs ?? 30_000 },
-    log: { level: setup.logLevel ?? "info", format: "json", progress: false },
+    log: { level: "info", format: "json", progress: false },
   };
 }
 

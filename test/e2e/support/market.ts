@@ -103,19 +103,17 @@ export class E2eMarket {
     const configFile = join(this.runDir, "indexer.yaml");
     writeYamlConfig(
       configFile,
-      {
-        ...indexerConfig({
-          rpcUrl: this.chain.rpcUrl,
-          wsUrl: this.chain.wsUrl,
-          deploymentFile: this.deploymentFile,
-          startBlock: this.chain.deploymentBlock,
-          host: HOST,
-          port,
-          dataDir: join(this.runDir, "indexer-data"),
-          // One probe of each endpoint at start: availability stays equal while agents are killed.
-          probeIntervalMs: 3_600_000,
-        }),
-      },
+      indexerConfig({
+        rpcUrl: this.chain.rpcUrl,
+        wsUrl: this.chain.wsUrl,
+        deploymentFile: this.deploymentFile,
+        startBlock: this.chain.deploymentBlock,
+        host: HOST,
+        port,
+        dataDir: join(this.runDir, "indexer-data"),
+        // One probe of each endpoint at start: availability stays equal while agents are killed.
+        probeIntervalMs: 3_600_000,
+      }),
       "end-to-end test indexer",
     );
     const indexer = this.group.startNode("indexer", {
