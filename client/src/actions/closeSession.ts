@@ -7,7 +7,7 @@
  * is recorded as such.
  */
 import { type Hex, isAddressEqual, parseEventLogs, zeroAddress } from "viem";
-import { signedReceiptFromJson } from "../../../protocol/agent-api.js";
+import { type SignedUsageReceipt, signedReceiptFromJson } from "../../../protocol/agent-api.js";
 import {
   emptyReceipt,
   providerRegistryAbi,
@@ -194,10 +194,7 @@ export async function closeSession(
 /** The user's close without a countersignature: opens the challenge window. */
 async function closeAlone(ctx: MarketContext, record: SessionRecord, reason: string): Promise<CloseResult> {
   const { sessionId, terms } = openTerms(record);
-  let signed: { receipt: ReturnType<typeof emptyReceipt>; signature: Hex } = {
-    receipt: emptyReceipt(sessionId),
-    signature: "0x",
-  };
+  let signed: SignedUsageReceipt = { receipt: emptyReceipt(sessionId), signature: "0x" };
   if (record.sessionKey.sealed !== undefined) {
     const latest = (await liveSession(ctx, sessionId).catch(() => undefined))?.latestReceipt();
     if (latest) signed = latest;

@@ -6,7 +6,7 @@
 import type { Hex, LocalAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type SignedUsageReceipt, createAuthToken, signReceipt } from "../../../protocol/agent-api.js";
-import { type UsageReceipt, receiptFromJson, receiptToJson } from "../../../protocol/index.js";
+import { type UsageReceipt, emptyReceipt, receiptFromJson, receiptToJson } from "../../../protocol/index.js";
 import { postReceipt } from "../agent/agent-client.js";
 import { chainNow } from "../chain/clock.js";
 import type { MarketContext } from "../context.js";
@@ -119,15 +119,7 @@ export class LiveSession {
   }
 
   private async signNext(usage: ResponseUsage): Promise<SignedUsageReceipt> {
-    const previous: UsageReceipt = this.latestReceipt()?.receipt ?? {
-      sessionId: this.id,
-      seq: 0n,
-      inputTokens: 0n,
-      outputTokens: 0n,
-      requests: 0,
-      ttftMsAvg: 0,
-      tpsX1000Avg: 0,
-    };
+    const previous = this.latestReceipt()?.receipt ?? emptyReceipt(this.id);
     let inputTokens = previous.inputTokens + usage.inputTokens;
     let outputTokens = previous.outputTokens + usage.outputTokens;
     let requests = previous.requests + 1;
