@@ -7,8 +7,15 @@
  * is recorded as such.
  */
 import { type Hex, isAddressEqual, parseEventLogs, zeroAddress } from "viem";
-import { signedReceiptFromJson } from "../../../protocol/agent-api.js";
-import { emptyReceipt, providerRegistryAbi, recoverSessionSigner, sessionRouterAbi } from "../../../protocol/index.js";
+import { type SignedUsageReceipt, signedReceiptFromJson } from "../../../protocol/agent-api.js";
+import {
+  emptyReceipt,
+  providerRegistryAbi,
+  receiptFromJson,
+  receiptToJson,
+  recoverSessionSigner,
+  sessionRouterAbi,
+} from "../../../protocol/index.js";
 import { getAgentSessionStatus, requestCountersignature } from "../agent/agent-client.js";
 import { chainNow } from "../chain/clock.js";
 import { sendContractCall } from "../chain/send.js";
@@ -30,7 +37,7 @@ import {
   readSessionState,
   settlementFromLogs,
 } from "../session/session-events.js";
-import { type SessionRecord, receiptFromRecord, receiptToRecord, termsFromJson } from "../store/session-record.js";
+import { type SessionRecord, termsFromJson } from "../store/session-record.js";
 import { requireStore } from "./openSession.js";
 
 export type CloseResult =
@@ -156,7 +163,7 @@ export async function closeSession(
         await store.update(record.sessionKey.address, (current) => ({
           ...current,
           close: {
-            receipt: receiptToRecord(final.receipt),
+            receipt: receiptToJson(final.receipt),
             userSignature: final.signature,
             providerSignature: countersigned.providerSignature,
           },
@@ -187,10 +194,7 @@ export async function closeSession(
 /** The user's close without a countersignature: opens the challenge window. */
 async function closeAlone(ctx: MarketContext, record: SessionRecord, reason: string): Promise<CloseResult> {
   const { sessionId, terms } = openTerms(record);
-  let signed: { receipt: ReturnType<typeof emptyReceipt>; signature: Hex } = {
-    receipt: emptyReceipt(sessionId),
-    signature: "0x",
-  };
+  let signed: SignedUsageReceipt = { receipt: emptyReceipt(sessionId), signature: "0x" };
   if (record.sessionKey.sealed !== undefined) {
     const latest = (await liveSession(ctx, sessionId).catch(() => undefined))?.latestReceipt();
     if (latest) signed = latest;
@@ -198,7 +202,7 @@ async function closeAlone(ctx: MarketContext, record: SessionRecord, reason: str
   const store = requireStore(ctx);
   await store.update(record.sessionKey.address, (current) => ({
     ...current,
-    close: { receipt: receiptToRecord(signed.receipt), userSignature: signed.signature },
+    close: { receipt: receiptToJson(signed.receipt), userSignature: signed.signature },
   }));
   const receipt = await sendContractCall(ctx, ctx.progress, `closing session ${sessionId} (challenge window)`, {
     address: ctx.addresses.sessionRouter,
@@ -213,7 +217,7 @@ async function closeAlone(ctx: MarketContext, record: SessionRecord, reason: str
     ...current,
     phase: "closing",
     close: {
-      receipt: receiptToRecord(signed.receipt),
+      receipt: receiptToJson(signed.receipt),
       userSignature: signed.signature,
       txHash: receipt.transactionHash,
       closedAt: requested.args.closedAt,
@@ -270,7 +274,7 @@ export async function finalizeSession(ctx: MarketContext, ref: SessionRef): Prom
       address: ctx.addresses.sessionRouter,
       abi: sessionRouterAbi,
       functionName: "finalize",
-      args: [terms, receiptFromRecord(request.receipt)],
+      args: [terms, receiptFromJson(request.receipt)],
     });
   } catch (error) {
     // The provider challenged, or someone finalized, between our read and our call.

@@ -3,7 +3,13 @@
  * is configured (fine on a local chain; on a long chain prefer the indexer).
  */
 import type { Address, Hex } from "viem";
-import { marketplaceAbi, modelRegistryAbi, providerRegistryAbi, type Prices } from "../../../protocol/index.js";
+import {
+  marketplaceAbi,
+  modelRegistryAbi,
+  providerOfBid,
+  providerRegistryAbi,
+  type Prices,
+} from "../../../protocol/index.js";
 import type { MarketContext } from "../context.js";
 
 export interface ChainModel {
@@ -95,15 +101,10 @@ export async function listBidsFromChain(
         functionName: "getBid",
         args: [bidId],
       });
-      const provider = await ctx.publicClient.readContract({
-        address: ctx.addresses.marketplace,
-        abi: marketplaceAbi,
-        functionName: "providerOf",
-        args: [bidId],
-      });
       return {
         bidId,
-        provider,
+        // A bid id starts with its provider's address (`Marketplace.providerOf` is pure): no call needed.
+        provider: providerOfBid(bidId),
         modelId: bid.modelId,
         prices: {
           perSecond: bid.pricePerSecond,

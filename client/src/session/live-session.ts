@@ -6,12 +6,12 @@
 import type { Hex, LocalAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { type SignedUsageReceipt, createAuthToken, signReceipt } from "../../../protocol/agent-api.js";
-import type { UsageReceipt } from "../../../protocol/index.js";
+import { type UsageReceipt, emptyReceipt, receiptFromJson, receiptToJson } from "../../../protocol/index.js";
 import { postReceipt } from "../agent/agent-client.js";
 import { chainNow } from "../chain/clock.js";
 import type { MarketContext } from "../context.js";
 import { SessionNotFoundError } from "../errors.js";
-import { type SessionRecord, receiptFromRecord, receiptToRecord } from "../store/session-record.js";
+import type { SessionRecord } from "../store/session-record.js";
 import type { SessionStore } from "../store/session-store.js";
 import { type MarketSession, sessionFromRecord } from "./market-session.js";
 
@@ -82,7 +82,7 @@ export class LiveSession {
   /** The latest signed receipt, if any. */
   latestReceipt(): SignedUsageReceipt | undefined {
     const latest = this.record.receipts.latest;
-    return latest && { receipt: receiptFromRecord(latest.receipt), signature: latest.signature };
+    return latest && { receipt: receiptFromJson(latest.receipt), signature: latest.signature };
   }
 
   /** The latest receipt if the agent has not acknowledged it (it then rides on the next request). */
@@ -119,15 +119,7 @@ export class LiveSession {
   }
 
   private async signNext(usage: ResponseUsage): Promise<SignedUsageReceipt> {
-    const previous: UsageReceipt = this.latestReceipt()?.receipt ?? {
-      sessionId: this.id,
-      seq: 0n,
-      inputTokens: 0n,
-      outputTokens: 0n,
-      requests: 0,
-      ttftMsAvg: 0,
-      tpsX1000Avg: 0,
-    };
+    const previous = this.latestReceipt()?.receipt ?? emptyReceipt(this.id);
     let inputTokens = previous.inputTokens + usage.inputTokens;
     let outputTokens = previous.outputTokens + usage.outputTokens;
     let requests = previous.requests + 1;
@@ -160,7 +152,7 @@ export class LiveSession {
     this.record = await this.store.update(this.session.sessionKey, (current) => ({
       ...current,
       receipts: {
-        latest: { receipt: receiptToRecord(receipt), signature: signed.signature },
+        latest: { receipt: receiptToJson(receipt), signature: signed.signature },
         acknowledgedSeq: this.acknowledgedSeq.toString(),
         statistics,
       },

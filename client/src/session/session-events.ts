@@ -1,9 +1,8 @@
 /** Reading a session's fate from the chain: its state slot and its SessionSettled / CloseRequested logs. */
 import { type Hex, type Log, parseEventLogs } from "viem";
-import { sessionRouterAbi } from "../../../protocol/index.js";
+import { receiptToJson, sessionRouterAbi } from "../../../protocol/index.js";
 import type { MarketContext } from "../context.js";
 import type { SessionRecord } from "../store/session-record.js";
-import { receiptToRecord } from "../store/session-record.js";
 
 export const SESSION_STATUS = { none: 0, open: 1, closing: 2 } as const;
 
@@ -60,7 +59,7 @@ export async function findCloseRequest(ctx: MarketContext, sessionId: Hex, fromB
   const last = logs.at(-1);
   if (!last) return undefined;
   return {
-    receipt: receiptToRecord(last.args.receipt!),
+    receipt: receiptToJson(last.args.receipt!),
     closedAt: last.args.closedAt!,
     challengeEndsAt: last.args.challengeEndsAt!,
     txHash: last.transactionHash,

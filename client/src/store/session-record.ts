@@ -5,7 +5,7 @@
  */
 import { type Address, type Hex, getAddress } from "viem";
 import { z } from "zod";
-import type { SessionTerms, UsageReceipt } from "../../../protocol/index.js";
+import type { SessionTerms } from "../../../protocol/index.js";
 
 export const SESSION_RECORD_VERSION = 1;
 
@@ -134,7 +134,6 @@ export const sessionRecordSchema = z.object({
 
 export type SessionRecord = z.infer<typeof sessionRecordSchema>;
 export type SessionTermsJson = z.infer<typeof termsJson>;
-export type UsageReceiptRecord = z.infer<typeof receiptJson>;
 
 export function parseSessionRecord(value: unknown): SessionRecord {
   return sessionRecordSchema.parse(value);
@@ -159,23 +158,5 @@ export function termsFromJson(json: SessionTermsJson): SessionTerms {
     pricePerInputToken: BigInt(json.pricePerInputToken),
     pricePerOutputToken: BigInt(json.pricePerOutputToken),
     maxDeposit: BigInt(json.maxDeposit),
-  };
-}
-
-export function receiptToRecord(receipt: UsageReceipt): UsageReceiptRecord {
-  return {
-    ...receipt,
-    seq: receipt.seq.toString(),
-    inputTokens: receipt.inputTokens.toString(),
-    outputTokens: receipt.outputTokens.toString(),
-  };
-}
-
-export function receiptFromRecord(json: UsageReceiptRecord): UsageReceipt {
-  return {
-    ...json,
-    seq: BigInt(json.seq),
-    inputTokens: BigInt(json.inputTokens),
-    outputTokens: BigInt(json.outputTokens),
   };
 }

@@ -1,5 +1,5 @@
-import type { Hex } from "viem";
-import { bidIdOf } from "../../../../protocol/index.js";
+import { type Hex, isAddressEqual } from "viem";
+import { bidIdOf, providerOfBid } from "../../../../protocol/index.js";
 import { formatAmount, parseAmount } from "../../chain/amounts.js";
 import { InvalidArgumentError } from "../../errors.js";
 import type { MarketClient } from "../../market-client.js";
@@ -70,7 +70,7 @@ async function resolveBid(client: MarketClient, text: string): Promise<Hex> {
   if (/^0x[0-9a-fA-F]{64}$/.test(text)) {
     const modelOrBid = text.toLowerCase() as Hex;
     // A bid id starts with the provider's address; a model id is a hash.
-    if (client.account && modelOrBid.startsWith(client.account.address.toLowerCase())) return modelOrBid;
+    if (client.account && isAddressEqual(providerOfBid(modelOrBid), client.account.address)) return modelOrBid;
   }
   if (!client.account) throw new InvalidArgumentError("bid", "a bid by model needs the wallet key");
   return bidIdOf(client.account.address, await resolveModel(client, text));
